@@ -1,0 +1,35 @@
+# swimbench: `make run` installs and runs the main job on its default profile; `make test` installs
+# and runs the tests. Both build .venv on first use; see README.md.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# On a CPU machine, take the CPU build of torch (a plain `torch` requirement pulls a multi-GB CUDA
+# build). Skipped when the venv already imports a torch, e.g. one made with --system-site-packages.
+TORCH_CPU ?= torch==2.13.0
+# mamba-ssm, our reference and comparator, builds on a CPU machine only this way (shared/wheels).
+MAMBA     ?= mamba-ssm==2.3.2.post1
+
+.PHONY: install run flops test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_CPU)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
+	    $(BIN)/python -m pip install -q --no-build-isolation "$(MAMBA)"
+	touch $@
+
+run: install
+	$(BIN)/swimbench flops
+
+flops: install
+	$(BIN)/swimbench flops
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,12 @@
+"""swimbench's scan and state-update ops (the `swimbench` torch.library namespace).
+
+Each op has a pure-PyTorch reference in `<op>/naive.py`; a Triton kernel in `<op>/fused.py`
+runs on CUDA tensors (and on the CPU under TRITON_INTERPRET=1). Shipped as `swimbench.kernels`.
+"""
+from .selective_scan import selective_scan
+from .separated_scan import separated_scan
+from .state_update import separated_state_update, selective_state_update, swimba_state_update
+from .swimba_scan import swimba_scan
+
+__all__ = ["selective_scan", "swimba_scan", "separated_scan",
+           "selective_state_update", "swimba_state_update", "separated_state_update"]

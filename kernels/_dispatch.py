@@ -1,0 +1,35 @@
+"""Which implementation an op runs: the Triton kernel on CUDA tensors, the reference elsewhere.
+
+Under TRITON_INTERPRET=1 (set before the kernels are defined) the Triton kernels also run on CPU
+tensors through Triton's interpreter; that is how the CPU tests exercise them.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from functools import lru_cache
+from typing import Callable, Optional
+
+from torch import Tensor
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@lru_cache(maxsize=None)
+def load_fused(module: str, name: str) -> Optional[Callable]:
+    """The Triton implementation `name` in `module`, or None when Triton or the module is missing."""
+    try:
+        return getattr(importlib.import_module(module, __package__), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def pick(naive: Callable, module: str, name: str, like: Tensor) -> Callable:
+    """The fused implementation if `like` lives where Triton runs and one exists, else the reference."""
+    if like.is_cuda or interpreting():
+        fused = load_fused(module, name)
+        if fused is not None:
+            return fused
+    return naive

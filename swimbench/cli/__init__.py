@@ -1,0 +1,38 @@
+"""The `swimbench` command. Each subcommand lives in its own module and registers on `app`."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .errors import Abort, ClickException
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark and profile mixture-of-experts state-space models.")
+
+
+
+@app.callback()
+def _root():
+    """Benchmark and profile mixture-of-experts state-space models."""
+
+
+from . import flops as _flops  # noqa: E402,F401  (registers the command)
+
+
+def main(argv=None) -> None:
+    """Entry point: bad input ends in one line naming the flag, with exit status 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="swimbench", standalone_mode=False)
+    except Abort:
+        print("swimbench: aborted", file=sys.stderr)
+        sys.exit(130)
+    except ClickException as e:
+        print(f"swimbench: error: {one_line(e.format_message())}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def one_line(msg: str) -> str:
+    return " ".join(msg.split())

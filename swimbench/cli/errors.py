@@ -1,0 +1,38 @@
+"""Validation that reports bad input as one line naming the flag and what it accepts."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import typer
+
+try:  # typer >= 0.2x ships its own copy of click; older typer uses click itself
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException, UsageError
+
+Abort = typer.Abort
+
+
+def bad(flag: str, got, allowed: str) -> UsageError:
+    return UsageError(f"{flag} {got!r} is not allowed: expected {allowed}")
+
+
+def positive(flag: str, value: int) -> int:
+    if value is None or value < 1:
+        raise bad(flag, value, "an integer >= 1")
+    return value
+
+
+def in_range(flag: str, value: int, lo: int, hi: int) -> int:
+    if not lo <= value <= hi:
+        raise bad(flag, value, f"an integer from {lo} to {hi}")
+    return value
+
+
+def one_of(flag: str, values: Iterable[str], allowed: Sequence[str]) -> list[str]:
+    out = []
+    for v in values:
+        if v not in allowed:
+            raise bad(flag, v, "one of " + ", ".join(allowed))
+        out.append(v)
+    return out

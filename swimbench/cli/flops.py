@@ -1,0 +1,129 @@
+"""`swimbench flops`: FLOPs per token of each design at matched FLOPs, counted three ways."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import pandas as pd
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ..config import VARIANTS, Reference
+from . import app
+from .errors import bad, in_range, one_of, positive
+
+FORMATS = ("table", "csv", "json")
+PHASES = ("prefill", "decode")
+MATCH_TOLERANCE_PCT = 1.0
+ALIGNS = (1, 2, 4, 8, 16, 32, 64)
+CONVENTION = ("FLOPs per token, 2 per multiply-add (a lone multiply counts as one multiply-add; "
+              "additions outside a multiply and exp/softplus/silu are not counted). fvcore counts "
+              "one per multiply-add and is doubled here; FlopCounterMode counts two.")
+# Short headers keep the table readable in an 80-column terminal.
+HEADERS = {"variant": "variant", "experts": "E", "top_k": "k", "d_inner": "Di",
+           "params_total": "params", "params_active": "active", "flops_analytic": "analytic",
+           "flops_fvcore": "fvcore", "flops_torch": "torch", "mismatch_pct": "vs dense"}
+TABLE_COLUMNS = ["variant", "experts", "top_k", "d_inner", "params_total", "params_active",
+                 "flops_analytic", "flops_fvcore", "flops_torch", "mismatch_pct"]
+
+
+def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align):
+    positive("--d-model", d_model)
+    positive("--expand", expand)
+    in_range("--d-state", d_state, 1, 256)
+    in_range("--d-conv", d_conv, 1, 8)
+    for e in experts:
+        positive("--experts", e)
+    positive("--top-k", top_k)
+    if top_k > min(experts):
+        raise bad("--top-k", top_k, f"an integer from 1 to the smallest --experts ({min(experts)})")
+    one_of("--variants", variants, VARIANTS)
+    positive("--seq", seq)
+    positive("--batch", batch)
+    one_of("--match", [match], PHASES)
+    one_of("--format", [fmt], FORMATS)
+    if align not in ALIGNS:
+        raise bad("--align", align, "one of " + ", ".join(map(str, ALIGNS)))
+
+
+@app.command()
+def flops(
+    d_model: int = typer.Option(2048, help="Reference dense layer: model width D."),
+    expand: int = typer.Option(2, help="Reference dense layer: d_inner = expand * d_model."),
+    d_state: int = typer.Option(16, help="SSM state size N (1..256)."),
+    d_conv: int = typer.Option(4, help="Causal conv width K (1..8)."),
+    experts: List[str] = typer.Option(["1", "2", "4", "8", "16", "32", "64"], "--experts", "-E",
+                                      help="Expert counts: repeat the flag or give a list, e.g. 1,4,16."),
+    top_k: int = typer.Option(1, "--top-k", "-k", help="Experts per token."),
+    variants: List[str] = typer.Option(list(VARIANTS), "--variants", "-v",
+                                       help="Variants: " + ", ".join(VARIANTS)),
+    seq: int = typer.Option(64, help="Sequence length of the traced forward (prefill)."),
+    batch: int = typer.Option(1, help="Batch of the traced forward."),
+    match: str = typer.Option("prefill", help="Which FLOPs per token to match: prefill or decode."),
+    align: int = typer.Option(8, help="Round matched d_inner to a multiple of this."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the result to FILE."),
+):
+    """FLOPs per token of dense, Swimba and separated MoE-SSM, FLOP-matched to the dense layer."""
+    from ..flops.table import FlopsRequest, rows   # heavy imports only once the input is valid
+
+    experts = _split_ints("--experts", experts)
+    variants = _split_strs(variants)
+    _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align)
+    ref = Reference(d_model, expand, d_state, d_conv)
+    req = FlopsRequest(ref, tuple(experts), top_k, tuple(variants), seq, batch, match, align)
+    console = Console(stderr=True)
+    with console.status("counting FLOPs...") as status:
+        result = rows(req, on_row=lambda r: status.update(f"counted {r['variant']} E={r['experts']}"))
+    text = _render(result, req, fmt)
+    if text is not None:
+        sys.stdout.write(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text if text is not None else _render(result, req, "csv"))
+    if not all(r["counters_agree"] for r in result):
+        console.print("[red]warning: the three FLOP counts disagree by more than 1% on some rows[/]")
+    worst = max(result, key=lambda r: abs(r["mismatch_pct"]))
+    if abs(worst["mismatch_pct"]) > MATCH_TOLERANCE_PCT:
+        console.print(f"warning: {worst['variant']} E={worst['experts']} is {worst['mismatch_pct']:+.2f}% "
+                      f"off dense at d_inner {worst['d_inner']}; a smaller --align matches closer")
+
+
+def _split_ints(flag: str, values) -> list[int]:
+    out = []
+    for v in _split_strs(values):
+        try:
+            out.append(int(v))
+        except ValueError:
+            raise bad(flag, v, "integers, e.g. 1,2,4,8") from None
+    return out
+
+
+def _split_strs(values) -> list[str]:
+    return [v for item in values for v in str(item).replace(",", " ").split()]
+
+
+def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:
+    df = pd.DataFrame(result)[TABLE_COLUMNS]
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "json":
+        meta = {"reference": vars(req.ref), "matched": req.match, "align": req.align, "seq": req.seq,
+                "batch": req.batch, "convention": CONVENTION}
+        return json.dumps({**meta, "rows": result}, indent=2) + "\n"
+    table = Table(title=f"MFLOPs per token at matched {req.match} FLOPs: D={req.ref.d_model} "
+                        f"expand={req.ref.expand} N={req.ref.d_state} K={req.ref.d_conv}",
+                  caption=CONVENTION, box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in TABLE_COLUMNS:
+        table.add_column(HEADERS[c], justify="left" if c == "variant" else "right")
+    for r in result:
+        table.add_row(r["variant"], str(r["experts"]), str(r["top_k"]), str(r["d_inner"]),
+                      f"{r['params_total'] / 1e6:,.1f}M", f"{r['params_active'] / 1e6:,.1f}M",
+                      f"{r['flops_analytic'] / 1e6:,.3f}", f"{r['flops_fvcore'] / 1e6:,.3f}",
+                      f"{r['flops_torch'] / 1e6:,.3f}", f"{r['mismatch_pct']:+.2f}%")
+    Console().print(table)
+    return None

@@ -1,0 +1,117 @@
+"""FLOPs counted from what a layer actually runs, by fvcore and by torch's FlopCounterMode.
+
+Both know matrix products and convolutions; neither knows our custom scan ops, so both get the
+ops' multiply-add formulas from swimbench.kernels.flops. fvcore counts one per multiply-add;
+FlopCounterMode counts two. Results here are FLOPs (2 x MACs) per token.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
+
+from ..kernels import flops as opf
+from ..layers import TokenMixer
+from ..layers.base import Cache
+
+
+@dataclass
+class Count:
+    flops_per_token: float
+    by_op: dict = field(default_factory=dict)       # FLOPs per token per operator
+    uncounted: list = field(default_factory=list)   # operators the counter saw but gave no count
+
+
+# --- the custom ops' formulas, in MACs, from shapes -------------------------------------------
+def _scan(u, A, D, z, **_):
+    return opf.selective_scan_macs(u, A, D is not None, z is not None)
+
+
+def _swimba(u, A, dt, D, z, **_):
+    return opf.swimba_scan_macs(u, A, dt, D is not None, z is not None)
+
+
+def _separated(u, A, D, z, **_):
+    return opf.separated_scan_macs(u, A, D is not None, z is not None)
+
+
+# name -> (formula, positions of the arguments it reads), positions as in the op schemas.
+_OPS = {
+    "selective_scan": (_scan, dict(u=0, A=2, D=5, z=6)),
+    "swimba_scan": (_swimba, dict(u=0, dt=1, A=2, D=7, z=8)),
+    "separated_scan": (_separated, dict(u=0, A=2, D=6, z=7)),
+    "selective_state_update": (_scan, dict(u=1, A=3, D=6, z=7)),
+    "swimba_state_update": (_swimba, dict(u=1, dt=2, A=3, D=8, z=9)),
+    "separated_state_update": (_separated, dict(u=1, A=3, D=7, z=8)),
+}
+
+
+def _formula_args(args, where):
+    return {name: args[pos] if pos < len(args) else None for name, pos in where.items()}
+
+
+def _register_torch_formulas():
+    for name, (fn, where) in _OPS.items():
+        def formula(*args, out_shape=None, _fn=fn, _where=where, **kwargs):
+            return 2 * _fn(**_formula_args(args, _where))
+        register_flop_formula(getattr(torch.ops.swimbench, name))(formula)
+
+
+_register_torch_formulas()
+
+
+def _fvcore_handles():
+    from fvcore.nn.jit_handles import get_shape
+
+    def handle(fn, where):
+        return lambda inputs, outputs: fn(**_formula_args([get_shape(v) for v in inputs], where))
+    return {f"swimbench::{name}": handle(fn, where) for name, (fn, where) in _OPS.items()}
+
+
+# --- running a layer under each counter -------------------------------------------------------
+class _Step(torch.nn.Module):
+    """layer.step as a module with tensor-only inputs, for jit tracing."""
+
+    def __init__(self, layer: TokenMixer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: Tensor, conv: Tensor, ssm: Tensor) -> Tensor:
+        return self.layer.step(x, Cache(conv, ssm))
+
+
+def _inputs(layer: TokenMixer, phase: str, batch: int, seq: int):
+    p = next(layer.parameters())
+    if phase == "prefill":
+        return layer, (torch.randn(batch, seq, layer.cfg.d_model, dtype=p.dtype, device=p.device),), batch * seq
+    cache = layer.allocate_cache(batch)
+    x = torch.randn(batch, 1, layer.cfg.d_model, dtype=p.dtype, device=p.device)
+    return _Step(layer), (x, cache.conv, cache.ssm), batch
+
+
+@torch.no_grad()
+def count_fvcore(layer: TokenMixer, phase: str = "prefill", batch: int = 1, seq: int = 64) -> Count:
+    from fvcore.nn import FlopCountAnalysis
+
+    module, inputs, tokens = _inputs(layer, phase, batch, seq)
+    fa = FlopCountAnalysis(module, inputs).set_op_handle(**_fvcore_handles())
+    fa.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        total = fa.total()
+        by_op = {op: 2 * n / tokens for op, n in fa.by_operator().items()}
+        uncounted = sorted(fa.unsupported_ops())
+    return Count(2 * total / tokens, by_op, uncounted)
+
+
+@torch.no_grad()
+def count_torch(layer: TokenMixer, phase: str = "prefill", batch: int = 1, seq: int = 64) -> Count:
+    module, inputs, tokens = _inputs(layer, phase, batch, seq)
+    with FlopCounterMode(display=False) as fc:
+        module(*inputs)
+    by_op = Counter({str(op): n / tokens for op, n in fc.get_flop_counts()["Global"].items()})
+    return Count(fc.get_total_flops() / tokens, dict(by_op))

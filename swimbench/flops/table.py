@@ -1,0 +1,56 @@
+"""The FLOP comparison: one row per (variant, experts), counted three ways at matched FLOPs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import Reference
+from ..layers import build_layer
+from .analytic import macs_per_token
+from .counters import count_fvcore, count_torch
+from .sizing import match
+
+AGREEMENT_PCT = 1.0   # the three counters must agree within this
+
+
+@dataclass(frozen=True)
+class FlopsRequest:
+    ref: Reference
+    experts: tuple[int, ...]
+    top_k: int
+    variants: tuple[str, ...]
+    seq: int
+    batch: int
+    match: str          # "prefill" or "decode": which FLOPs are matched
+    align: int
+
+
+def rows(req: FlopsRequest, on_row=None) -> list[dict]:
+    """Build, size and count each layer; `on_row(row)` is called as each row completes."""
+    out = []
+    for variant in req.variants:
+        for E in ((1,) if variant == "dense" else req.experts):
+            k = min(req.top_k, E)
+            sized = match(variant, req.ref, E, k, req.match, req.align)
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                layer = build_layer(sized.cfg).eval()
+            fv = count_fvcore(layer, req.match, req.batch, req.seq)
+            tc = count_torch(layer, req.match, req.batch, req.seq)
+            counts = [sized.flops_per_token, fv.flops_per_token, tc.flops_per_token]
+            spread = 100.0 * (max(counts) - min(counts)) / max(counts)
+            row = {
+                "variant": variant, "experts": E, "top_k": k, "d_inner": sized.cfg.d_inner,
+                "params_total": sized.params_total, "params_active": sized.params_active,
+                "flops_analytic": sized.flops_per_token, "flops_fvcore": fv.flops_per_token,
+                "flops_torch": tc.flops_per_token, "mismatch_pct": sized.mismatch_pct,
+                "counters_agree": spread <= AGREEMENT_PCT,
+                "components": {c: 2 * m for c, m in macs_per_token(sized.cfg, req.match).items()},
+                "fvcore_by_op": fv.by_op, "torch_by_op": tc.by_op,
+                "fvcore_uncounted_ops": fv.uncounted,
+            }
+            out.append(row)
+            if on_row:
+                on_row(row)
+    return out

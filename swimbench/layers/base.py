@@ -1,0 +1,93 @@
+"""What every token mixer shares: in_proj, the causal depthwise conv, the gate z and out_proj.
+
+A variant supplies the SSM core between the conv and the gate: `core(xc, z)` for a sequence and
+`core_step(xc_t, z_t, ssm_state)` for one token. Tensors are token-major, (batch, length, channels).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import LayerConfig
+
+
+@dataclass
+class Cache:
+    """Decode state of one layer: the last K conv inputs (b, Di, K) and the SSM state (fp32)."""
+    conv: Tensor
+    ssm: Tensor
+
+    def zero_(self) -> "Cache":
+        self.conv.zero_()
+        self.ssm.zero_()
+        return self
+
+
+def init_dt_bias(d_inner: int, dt_min=1e-3, dt_max=1e-1, floor=1e-4, **factory) -> Tensor:
+    """mamba-ssm's init: softplus(bias) log-uniform in [dt_min, dt_max]."""
+    dt = torch.exp(torch.rand(d_inner, **factory) * (math.log(dt_max) - math.log(dt_min))
+                   + math.log(dt_min)).clamp(min=floor)
+    return dt + torch.log(-torch.expm1(-dt))
+
+
+def init_A_log(d_inner: int, d_state: int, device=None) -> Tensor:
+    """S4D-real init, kept in fp32: A = -(1..N) for every channel."""
+    return torch.log(torch.arange(1, d_state + 1, dtype=torch.float32, device=device)).repeat(d_inner, 1)
+
+
+class TokenMixer(nn.Module):
+    def __init__(self, cfg: LayerConfig, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.cfg = cfg
+        D, Di, K = cfg.d_model, cfg.d_inner, cfg.d_conv
+        self.in_proj = nn.Linear(D, 2 * Di, bias=False, **factory)
+        self.conv1d = nn.Conv1d(Di, Di, K, groups=Di, bias=True, **factory)
+        self.out_proj = nn.Linear(Di, D, bias=False, **factory)
+
+    # --- what a variant provides -------------------------------------------------------------
+    def core(self, xc: Tensor, z: Tensor, return_state: bool) -> tuple[Tensor, Optional[Tensor]]:
+        raise NotImplementedError
+
+    def core_step(self, xc: Tensor, z: Tensor, ssm_state: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def ssm_state_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.cfg.d_inner, self.cfg.d_state)
+
+    # --- shared front and back ----------------------------------------------------------------
+    def allocate_cache(self, batch: int) -> Cache:
+        w = self.in_proj.weight
+        conv = torch.zeros(batch, self.cfg.d_inner, self.cfg.d_conv, device=w.device, dtype=w.dtype)
+        ssm = torch.zeros(self.ssm_state_shape(batch), device=w.device, dtype=torch.float32)
+        return Cache(conv, ssm)
+
+    def forward(self, x: Tensor, cache: Optional[Cache] = None) -> Tensor:
+        """x (b, l, D) -> (b, l, D). With a cache, leaves in it the state after the last token."""
+        K = self.cfg.d_conv
+        x_in, z = self.in_proj(x).chunk(2, dim=-1)
+        xt = x_in.transpose(1, 2)                                            # (b, Di, l)
+        if cache is not None:
+            cache.conv.copy_(F.pad(xt, (K - xt.shape[-1], 0)))
+        # Left padding only: exactly one conv output per token (no wasted outputs to count).
+        xc = F.silu(F.conv1d(F.pad(xt, (K - 1, 0)), self.conv1d.weight, self.conv1d.bias,
+                             groups=self.cfg.d_inner)).transpose(1, 2)
+        y, h = self.core(xc, z, return_state=cache is not None)
+        if cache is not None:
+            cache.ssm.copy_(h)
+        return self.out_proj(y)
+
+    def step(self, x: Tensor, cache: Cache) -> Tensor:
+        """One token: x (b, 1, D) -> (b, 1, D); updates the cache in place."""
+        x_in, z = self.in_proj(x[:, 0]).chunk(2, dim=-1)
+        conv = cache.conv
+        conv.copy_(torch.roll(conv, shifts=-1, dims=-1))
+        conv[:, :, -1] = x_in
+        xc = F.silu(F.conv1d(conv, self.conv1d.weight, self.conv1d.bias, groups=self.cfg.d_inner)[..., 0])
+        return self.out_proj(self.core_step(xc, z, cache.ssm)).unsqueeze(1)

@@ -1,0 +1,38 @@
+"""Swimba: experts produce the SSM parameters, the router mixes them, the recurrence runs once."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..kernels import swimba_state_update
+from ..config import LayerConfig
+from .base import TokenMixer, init_A_log
+from .experts import ExpertProjections
+from .router import Router
+
+
+class Swimba(TokenMixer):
+    def __init__(self, cfg: LayerConfig, device=None, dtype=None):
+        super().__init__(cfg, device, dtype)
+        Di, N = cfg.d_inner, cfg.d_state
+        self.router = Router(Di, cfg.experts, cfg.top_k, device=device, dtype=dtype)
+        self.experts = ExpertProjections(cfg.experts, Di, cfg.dt_rank, N, device, dtype)
+        self.A_log = nn.Parameter(init_A_log(Di, N, device))
+        self.D = nn.Parameter(torch.ones(Di, device=device))
+
+    def core(self, xc, z, return_state):
+        b, l, Di = xc.shape
+        gates, idx = self.router(xc)
+        dt, B, C = self.experts.selected(xc.reshape(b * l, Di), idx.reshape(b * l, -1))
+        k = idx.shape[-1]
+        A = -torch.exp(self.A_log.float())
+        return torch.ops.swimbench.swimba_scan(
+            xc, dt.view(b, l, k, Di), A, B.view(b, l, k, -1), C.view(b, l, k, -1), gates, idx,
+            self.D.float(), z.contiguous(), self.experts.dt_b.float(), True, return_state)
+
+    def core_step(self, xc, z, ssm_state):
+        gates, idx = self.router(xc)
+        dt, B, C = self.experts.gathered(xc, idx)
+        A = -torch.exp(self.A_log.float())
+        return swimba_state_update(ssm_state, xc, dt, A, B, C, gates, idx, self.D.float(), z.contiguous(),
+                                   self.experts.dt_b.float(), True)

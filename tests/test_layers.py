@@ -1,0 +1,168 @@
+"""The three token mixers: agreement with mamba-ssm, decode against prefill, and the relations
+between the designs that docs/layers.md states."""
+import pytest
+import torch
+
+from swimbench import mamba_ref
+from swimbench.config import LayerConfig
+from swimbench.kernels import selective_scan, swimba_scan
+from swimbench.kernels.swimba_scan.naive import mix_streams
+from swimbench.layers import DenseMamba, Separated, Swimba, build_layer
+
+from .helpers import rel_err
+
+# Sizes that are not powers of two: D, Di, N, K, E, k.
+SMALL = dict(d_model=24, d_inner=40, d_state=5, d_conv=3)
+MOE = [("dense", 1, 1), ("swimba", 5, 2), ("swimba", 3, 1), ("separated", 3, 2), ("separated", 4, 1)]
+
+
+def _cfg(variant, E=1, k=1, **kw):
+    return LayerConfig(variant, **{**SMALL, **kw}, experts=E, top_k=k)
+
+
+def _randomise(layer):
+    """Non-trivial weights everywhere (the default init makes D = 1 and A identical per channel)."""
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return layer
+
+
+@pytest.fixture
+def mamba_reference_path(monkeypatch):
+    """mamba-ssm's Mamba on its pure-PyTorch path: selective_scan_ref for the scan, the eager step."""
+    if mamba_ref.mamba_ssm() is None:
+        pytest.skip("mamba-ssm not installed")
+    import mamba_ssm.modules.mamba_simple as ms
+    monkeypatch.setattr(ms, "selective_scan_fn", mamba_ref.selective_scan_ref())
+    monkeypatch.setattr(ms, "causal_conv1d_fn", None)
+    monkeypatch.setattr(ms, "causal_conv1d_update", None)
+    monkeypatch.setattr(ms, "selective_state_update", None)
+    return mamba_ref.Mamba()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dense_matches_mamba_ssm(mamba_reference_path, dtype):
+    Mamba = mamba_reference_path
+    m = Mamba(d_model=24, d_state=5, d_conv=3, expand=2, use_fast_path=False, dtype=dtype)
+    m.A_log.data = m.A_log.data.to(dtype)
+    m.D.data = m.D.data.to(dtype)
+    _randomise(m)
+    ours = DenseMamba(_cfg("dense", d_inner=48), dtype=dtype).load_mamba(m)
+    x = torch.randn(3, 29, 24, dtype=dtype)
+    with torch.no_grad():
+        ref, out = m(x), ours(x)
+    # Our scan computes in fp32 whatever the input dtype; mamba's reference does too.
+    assert rel_err(out, ref) < 1e-5
+
+    # Decode: mamba's eager step and ours from the same empty state, token by token.
+    conv, ssm = m.allocate_inference_cache(3, 29, dtype=dtype)
+    cache = ours.allocate_cache(3)
+    with torch.no_grad():
+        for t in range(6):
+            ref_t, _, _ = m.step(x[:, t:t + 1], conv, ssm)
+            out_t = ours.step(x[:, t:t + 1], cache)
+            assert rel_err(out_t, ref_t) < 1e-5
+            assert rel_err(cache.ssm, ssm) < 1e-5
+
+
+@pytest.mark.parametrize("variant,E,k", MOE)
+def test_decode_reproduces_prefill(variant, E, k):
+    layer = _randomise(build_layer(_cfg(variant, E, k)))
+    x = torch.randn(2, 13, SMALL["d_model"])
+    with torch.no_grad():
+        full = layer(x)
+        cache = layer.allocate_cache(2)
+        cache.ssm.fill_(float("nan"))        # step must not read a state that prefill did not write
+        cache.conv.fill_(float("nan"))
+        head = layer(x[:, :7], cache)
+        tail = torch.cat([layer.step(x[:, t:t + 1], cache) for t in range(7, 13)], dim=1)
+        empty = layer.allocate_cache(2)
+        steps = torch.cat([layer.step(x[:, t:t + 1], empty) for t in range(13)], dim=1)
+    assert rel_err(head, full[:, :7]) < 1e-6
+    assert rel_err(tail, full[:, 7:]) < 1e-5
+    assert rel_err(steps, full) < 1e-5
+
+
+def _dense_and(variant):
+    dense = _randomise(DenseMamba(_cfg("dense")))
+    other = build_layer(_cfg(variant))
+    with torch.no_grad():
+        for name in ("in_proj", "conv1d", "out_proj"):
+            getattr(other, name).load_state_dict(getattr(dense, name).state_dict())
+        other.experts.x_w[0].copy_(dense.x_proj.weight)
+        other.experts.dt_w[0].copy_(dense.dt_proj.weight)
+        other.experts.dt_b[0].copy_(dense.dt_proj.bias)
+        other.A_log.copy_(dense.A_log.expand_as(other.A_log))
+        other.D.copy_(dense.D.expand_as(other.D))
+    return dense, other
+
+
+@pytest.mark.parametrize("variant", ["swimba", "separated"])
+def test_one_expert_equals_dense(variant):
+    dense, other = _dense_and(variant)
+    x = torch.randn(2, 17, SMALL["d_model"])
+    with torch.no_grad():
+        assert rel_err(other(x), dense(x)) < 1e-6
+        c1, c2 = dense.allocate_cache(2), other.allocate_cache(2)
+        for t in range(4):
+            assert rel_err(other.step(x[:, t:t + 1], c2), dense.step(x[:, t:t + 1], c1)) < 1e-6
+
+
+@pytest.mark.parametrize("E,k", [(3, 3), (5, 2)])
+def test_linearity_relation(E, k):
+    """Experts that differ only in B, gates acting on the input: E separated trajectories driven by
+    g_e * u sum to the one Swimba trajectory driven by B = sum_e g_e B^e (docs/layers.md)."""
+    b, l, d, n = 2, 19, 21, 6
+    u = torch.randn(b, l, d)
+    dt = torch.randn(b, l, d)
+    A = -torch.rand(d, n) - 0.1
+    Bs = torch.randn(b, l, E, n)
+    C = torch.randn(b, l, n)
+    gates, idx = torch.softmax(torch.randn(b, l, E), -1).topk(k, dim=-1)
+    gates = gates / gates.sum(-1, keepdim=True)
+    bias = torch.randn(d).expand(E, d).contiguous()             # shared delta: same dt and bias
+    chosen = torch.gather(Bs, 2, idx.unsqueeze(-1).expand(-1, -1, -1, n))
+    swimba = swimba_scan(u, dt.unsqueeze(2).expand(-1, -1, k, -1).contiguous(), A, chosen,
+                         C.unsqueeze(2).expand(-1, -1, k, -1).contiguous(), gates, idx,
+                         delta_bias=bias, delta_softplus=True)
+    g_dense = torch.zeros(b, l, E).scatter(-1, idx, gates)
+    separated = sum(selective_scan(u * g_dense[..., e:e + 1], dt, A, Bs[:, :, e].contiguous(), C,
+                                   delta_bias=bias[0], delta_softplus=True) for e in range(E))
+    assert rel_err(swimba, separated) < 1e-5
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_swimba_state_bounded(trial):
+    """Mixed delta is a convex combination of softplus outputs, so delta >= 0, the decay lies in
+    (0, 1], and |h| <= sup|B u| * (1/|A| + max delta) for every channel and state."""
+    b, l, d, n, E, k = 2, 1500, 11, 5, 4, 2
+    u = torch.rand(b, l, d) * 2 - 1                               # bounded input
+    dt = torch.randn(b, l, k, d) * 4                              # large, both signs
+    B = torch.rand(b, l, k, n) * 2 - 1
+    C = torch.rand(b, l, k, n) * 2 - 1
+    A = -torch.rand(d, n) * 3 - 0.05
+    gates = torch.softmax(torch.randn(b, l, k), -1)
+    idx = torch.randint(0, E, (b, l, k))
+    bias = torch.randn(E, d)
+    delta, Bm, _ = mix_streams(dt, B, C, gates, idx, bias, True)
+    assert (delta >= 0).all()
+    decay = torch.exp(delta.unsqueeze(-1) * A)
+    assert ((decay > 0) & (decay <= 1)).all()
+    bound = (u.abs().amax(1)[:, :, None] * Bm.abs().amax(1)[:, None, :]       # (b, d, n)
+             * (1 / A.abs() + delta.amax(1)[:, :, None]))
+    for stop in (l // 7, l // 2, l):
+        y, h = swimba_scan(u[:, :stop].contiguous(), dt[:, :stop].contiguous(), A, B[:, :stop].contiguous(),
+                           C[:, :stop].contiguous(), gates[:, :stop].contiguous(), idx[:, :stop].contiguous(),
+                           delta_bias=bias, return_last_state=True)
+        assert torch.isfinite(y).all()
+        assert (h.abs() <= bound * (1 + 1e-5)).all()
+
+
+def test_layers_share_config_and_dtype():
+    for variant, E, k in MOE:
+        layer = build_layer(_cfg(variant, E, k), dtype=torch.bfloat16)
+        assert layer.in_proj.weight.dtype == torch.bfloat16
+        assert layer.A_log.dtype == torch.float32          # kept in fp32, as mamba-ssm does
+        assert layer.allocate_cache(3).ssm.dtype == torch.float32
+        assert isinstance(layer, {"dense": DenseMamba, "swimba": Swimba, "separated": Separated}[variant])
