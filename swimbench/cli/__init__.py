@@ -11,7 +11,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Benchmark and profile mixture-of-experts state-space models.")
 
 
-
 @app.callback()
 def _root():
     """Benchmark and profile mixture-of-experts state-space models."""
@@ -29,7 +28,9 @@ def main(argv=None) -> None:
         print("swimbench: aborted", file=sys.stderr)
         sys.exit(130)
     except ClickException as e:
-        print(f"swimbench: error: {one_line(e.format_message())}", file=sys.stderr)
+        msg = one_line(e.format_message())
+        if msg:  # empty when help was printed instead (no command given)
+            print(f"swimbench: error: {msg}", file=sys.stderr)
         sys.exit(e.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 

@@ -115,9 +115,10 @@ def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:
         meta = {"reference": vars(req.ref), "matched": req.match, "align": req.align, "seq": req.seq,
                 "batch": req.batch, "convention": CONVENTION}
         return json.dumps({**meta, "rows": result}, indent=2) + "\n"
+    uncounted = sorted({op for r in result for op in r["fvcore_uncounted_ops"]})
     table = Table(title=f"MFLOPs per token at matched {req.match} FLOPs: D={req.ref.d_model} "
                         f"expand={req.ref.expand} N={req.ref.d_state} K={req.ref.d_conv}",
-                  caption=CONVENTION, box=box.SIMPLE_HEAD, pad_edge=False)
+                  caption=CONVENTION + " Ops fvcore saw and left uncounted: " + ", ".join(uncounted) + ".", box=box.SIMPLE_HEAD, pad_edge=False)
     for c in TABLE_COLUMNS:
         table.add_column(HEADERS[c], justify="left" if c == "variant" else "right")
     for r in result:
