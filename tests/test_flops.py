@@ -10,7 +10,7 @@ from swimbench.flops.table import FlopsRequest, rows
 from swimbench.layers import build_layer
 
 DEFAULT_EXPERTS = (1, 2, 4, 8, 16, 32, 64)
-MATMUL_OPS = ("linear", "matmul", "bmm", "mm", "addmm", "einsum", "conv", "swimbench")
+MATMUL_OPS = ("linear", "matmul", "bmm", "mm", "addmm", "einsum", "conv", "grouped", "swimbench")
 
 
 @pytest.fixture(autouse=True)

@@ -90,8 +90,8 @@ def _dense_and(variant):
     with torch.no_grad():
         for name in ("in_proj", "conv1d", "out_proj"):
             getattr(other, name).load_state_dict(getattr(dense, name).state_dict())
-        other.experts.x_w[0].copy_(dense.x_proj.weight)
-        other.experts.dt_w[0].copy_(dense.dt_proj.weight)
+        other.experts.x_w[0].copy_(dense.x_proj.weight.t())
+        other.experts.dt_w[0].copy_(dense.dt_proj.weight.t())
         other.experts.dt_b[0].copy_(dense.dt_proj.bias)
         other.A_log.copy_(dense.A_log.expand_as(other.A_log))
         other.D.copy_(dense.D.expand_as(other.D))
@@ -166,3 +166,13 @@ def test_layers_share_config_and_dtype():
         assert layer.A_log.dtype == torch.float32          # kept in fp32, as mamba-ssm does
         assert layer.allocate_cache(3).ssm.dtype == torch.float32
         assert isinstance(layer, {"dense": DenseMamba, "swimba": Swimba, "separated": Separated}[variant])
+
+
+@pytest.mark.parametrize("K,N", [(16, 24), (5, 3)])             # aligned: grouped GEMM; not: the loop
+def test_grouped_mm_matches_per_expert_products(K, N):
+    from swimbench.layers.experts import grouped_mm
+    counts = torch.tensor([4, 0, 7, 1, 0])                         # empty experts included
+    x, w = torch.randn(int(counts.sum()), K), torch.randn(len(counts), K, N)
+    out = grouped_mm(x, w, counts.cumsum(0).to(torch.int32))
+    ref = torch.cat([xe @ w[e] for e, xe in enumerate(x.split(counts.tolist()))])
+    assert rel_err(out, ref) < 1e-6

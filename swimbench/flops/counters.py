@@ -1,7 +1,7 @@
 """FLOPs counted from what a layer actually runs, by fvcore and by torch's FlopCounterMode.
 
-Both know matrix products and convolutions; neither knows our custom scan ops, so both get the
-ops' multiply-add formulas from swimbench.kernels.flops. fvcore counts one per multiply-add;
+Both know matrix products and convolutions; neither knows our custom scan ops nor torch's grouped
+GEMM, so both get those formulas here (the scan ops' from swimbench.kernels.flops). fvcore counts one per multiply-add;
 FlopCounterMode counts two. Results here are FLOPs (2 x MACs) per token.
 """
 from __future__ import annotations
@@ -54,7 +54,14 @@ def _formula_args(args, where):
     return {name: args[pos] if pos < len(args) else None for name, pos in where.items()}
 
 
+def _grouped_mm(a, b, **_):
+    """torch._grouped_mm, 2-D x 3-D: every row of a meets one (K, N) expert matrix."""
+    return int(a[0]) * int(a[1]) * int(b[-1])
+
+
 def _register_torch_formulas():
+    register_flop_formula(torch.ops.aten._grouped_mm)(
+        lambda a, b, *args, out_shape=None, **kw: 2 * _grouped_mm(a, b))
     for name, (fn, where) in _OPS.items():
         def formula(*args, out_shape=None, _fn=fn, _where=where, **kwargs):
             return 2 * _fn(**_formula_args(args, _where))
@@ -69,7 +76,9 @@ def _fvcore_handles():
 
     def handle(fn, where):
         return lambda inputs, outputs: fn(**_formula_args([get_shape(v) for v in inputs], where))
-    return {f"swimbench::{name}": handle(fn, where) for name, (fn, where) in _OPS.items()}
+    handles = {f"swimbench::{name}": handle(fn, where) for name, (fn, where) in _OPS.items()}
+    handles["aten::_grouped_mm"] = handle(_grouped_mm, dict(a=0, b=1))
+    return handles
 
 
 # --- running a layer under each counter -------------------------------------------------------

@@ -32,7 +32,7 @@ class Swimba(TokenMixer):
 
     def core_step(self, xc, z, ssm_state):
         gates, idx = self.router(xc)
-        dt, B, C = self.experts.gathered(xc, idx)
+        dt, B, C = self.experts.selected(xc, idx)
         A = -torch.exp(self.A_log.float())
         return swimba_state_update(ssm_state, xc, dt, A, B, C, gates, idx, self.D.float(), z.contiguous(),
                                    self.experts.dt_b.float(), True)
