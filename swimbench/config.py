@@ -5,7 +5,8 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
-VARIANTS = ("dense", "swimba", "separated")
+VARIANTS = ("dense", "swimba", "separated", "moe_mamba", "rom")
+ROUTINGS = ("learned", "balanced", "skewed")
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class LayerConfig:
     dt_rank: Optional[int] = None  # R; None means ceil(D / 16), as mamba-ssm's "auto"
     experts: int = 1             # E
     top_k: int = 1               # k
+    routing: str = "learned"     # how experts are chosen: the router's top-k, or a forced pattern
+    capacity_factor: float = 1.25  # MoE-Mamba's Switch FFN: slots per expert = cf * T k / E
+    ffn_mult: int = 1            # MoE-Mamba's Switch FFN: expert width d_ff = ffn_mult * d_inner
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -29,6 +33,12 @@ class LayerConfig:
             raise ValueError("dense has no experts: experts=1, top_k=1")
         if not 1 <= self.top_k <= self.experts:
             raise ValueError("top_k must be between 1 and experts")
+        if self.routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}")
+
+    @property
+    def d_ff(self) -> int:
+        return self.ffn_mult * self.d_inner
 
     @property
     def routed(self) -> bool:

@@ -32,7 +32,7 @@ def test_json_rows_and_breakdown(capsys, tmp_path):
     assert json.loads(out_file.read_text()) == data
     assert data["matched"] == "prefill" and data["reference"]["d_model"] == 96
     variants = [(r["variant"], r["experts"]) for r in data["rows"]]
-    assert variants == [("dense", 1), ("swimba", 1), ("swimba", 3), ("separated", 1), ("separated", 3)]
+    assert variants == [("dense", 1)] + [(v, E) for v in ("swimba", "separated", "moe_mamba", "rom") for E in (1, 3)]
     for r in data["rows"]:
         assert sum(r["components"].values()) == r["flops_analytic"] == r["flops_fvcore"] == r["flops_torch"]
 
@@ -68,6 +68,8 @@ def test_table_is_default(capsys):
     (["--format", "xml"], "--format"),
     (["--match", "train"], "--match"),
     (["--align", "3"], "--align"),
+    (["--capacity-factor", "0.5"], "--capacity-factor"),
+    (["--ffn-mult", "0"], "--ffn-mult"),
     (["--seq", "0"], "--seq"),
     (["--d-model", "abc"], "--d-model"),
 ])

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from swimbench.config import LayerConfig, Reference
+from swimbench.config import VARIANTS, LayerConfig, Reference
 from swimbench.flops.analytic import COMPONENTS, flops_per_token, macs_per_token, params
 from swimbench.flops.counters import count_fvcore, count_torch
 from swimbench.flops.sizing import match
@@ -21,13 +21,12 @@ def _reference_ops(monkeypatch):
 
 @pytest.fixture(scope="module")
 def default_table():
-    req = FlopsRequest(Reference(), DEFAULT_EXPERTS, 1, ("dense", "swimba", "separated"), seq=8, batch=2,
-                       match="prefill", align=8)
+    req = FlopsRequest(Reference(), DEFAULT_EXPERTS, 1, VARIANTS, seq=8, batch=2, match="prefill", align=8)
     return rows(req)
 
 
 def test_default_table_counters_agree_and_match(default_table):
-    assert len(default_table) == 1 + 2 * len(DEFAULT_EXPERTS)
+    assert len(default_table) == 1 + (len(VARIANTS) - 1) * len(DEFAULT_EXPERTS)
     for r in default_table:
         counts = [r["flops_analytic"], r["flops_fvcore"], r["flops_torch"]]
         assert max(counts) - min(counts) <= 0.01 * max(counts), r
@@ -56,9 +55,11 @@ def test_nothing_we_run_is_counted_as_zero(default_table):
 
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 @pytest.mark.parametrize("variant,E,k", [("dense", 1, 1), ("swimba", 5, 2), ("swimba", 7, 3),
-                                         ("separated", 3, 2), ("separated", 6, 1)])
+                                         ("separated", 3, 2), ("separated", 6, 1), ("moe_mamba", 1, 1),
+                                         ("moe_mamba", 5, 2), ("rom", 1, 1), ("rom", 6, 2)])
 def test_counters_agree_exactly_on_odd_sizes(variant, E, k, phase):
-    cfg = LayerConfig(variant, d_model=200, d_inner=392, d_state=7, d_conv=3, experts=E, top_k=k)
+    cfg = LayerConfig(variant, d_model=200, d_inner=392, d_state=7, d_conv=3, experts=E, top_k=k,
+                      routing="balanced")
     layer = build_layer(cfg)
     analytic = flops_per_token(cfg, phase)
     fv = count_fvcore(layer, phase, batch=3, seq=11)
@@ -67,15 +68,17 @@ def test_counters_agree_exactly_on_odd_sizes(variant, E, k, phase):
     assert tc.flops_per_token == analytic
 
 
-@pytest.mark.parametrize("variant,E,k", [("dense", 1, 1), ("swimba", 5, 2), ("separated", 3, 2)])
+@pytest.mark.parametrize("variant,E,k", [("dense", 1, 1), ("swimba", 5, 2), ("separated", 3, 2),
+                                         ("moe_mamba", 4, 1), ("rom", 5, 2)])
 def test_params_match_module(variant, E, k):
     cfg = LayerConfig(variant, d_model=72, d_inner=136, d_state=9, d_conv=4, experts=E, top_k=k)
     total, active = params(cfg)
     assert total == sum(p.numel() for p in build_layer(cfg).parameters())
-    if variant == "swimba":
-        # Inactive: the E - k experts' producers a token does not use.
-        producer = 136 * (cfg.dt_rank + 18) + cfg.dt_rank * 136 + 136
-        assert total - active == (E - k) * producer
+    # Inactive: what the E - k experts a token does not use hold.
+    inactive = {"swimba": 136 * (cfg.dt_rank + 18) + cfg.dt_rank * 136 + 136,   # x_proj_e, dt_proj_e
+                "rom": 72 * 2 * 136 + 136 * 72,                                 # in_proj_e, out_proj_e
+                "moe_mamba": 2 * 72 * cfg.d_ff}.get(variant, 0)                 # FFN_e
+    assert total - active == (E - k) * inactive
 
 
 def test_components_cover_the_layer():
@@ -91,7 +94,7 @@ def test_components_cover_the_layer():
 def test_matching_picks_the_closest_aligned_width(phase, align):
     ref = Reference(d_model=512, expand=2, d_state=16, d_conv=4)
     target = flops_per_token(ref.dense(), phase)
-    for variant, E, k in [("swimba", 16, 2), ("separated", 8, 1)]:
+    for variant, E, k in [("swimba", 16, 2), ("separated", 8, 1), ("moe_mamba", 8, 1), ("rom", 8, 2)]:
         s = match(variant, ref, E, k, phase, align)
         assert s.target == target and s.cfg.d_inner % align == 0
         err = abs(s.flops_per_token - target)

@@ -7,17 +7,22 @@ from swimbench import mamba_ref
 from swimbench.config import LayerConfig
 from swimbench.kernels import selective_scan, swimba_scan
 from swimbench.kernels.swimba_scan.naive import mix_streams
-from swimbench.layers import DenseMamba, Separated, Swimba, build_layer
+import torch.nn.functional as F
+
+from swimbench.layers import DenseMamba, build_layer
+from swimbench.layers.router import Router
 
 from .helpers import rel_err
 
 # Sizes that are not powers of two: D, Di, N, K, E, k.
 SMALL = dict(d_model=24, d_inner=40, d_state=5, d_conv=3)
-MOE = [("dense", 1, 1), ("swimba", 5, 2), ("swimba", 3, 1), ("separated", 3, 2), ("separated", 4, 1)]
+MOE = [("dense", 1, 1), ("swimba", 5, 2), ("swimba", 3, 1), ("separated", 3, 2), ("separated", 4, 1),
+       ("moe_mamba", 3, 1), ("moe_mamba", 5, 2), ("rom", 3, 1), ("rom", 5, 2)]
 
 
 def _cfg(variant, E=1, k=1, **kw):
-    return LayerConfig(variant, **{**SMALL, **kw}, experts=E, top_k=k)
+    # Capacity large enough that no token is dropped: decode and prefill then see the same experts.
+    return LayerConfig(variant, **{**SMALL, "capacity_factor": 8.0, **kw}, experts=E, top_k=k)
 
 
 def _randomise(layer):
@@ -162,17 +167,75 @@ def test_swimba_state_bounded(trial):
 def test_layers_share_config_and_dtype():
     for variant, E, k in MOE:
         layer = build_layer(_cfg(variant, E, k), dtype=torch.bfloat16)
-        assert layer.in_proj.weight.dtype == torch.bfloat16
-        assert layer.A_log.dtype == torch.float32          # kept in fp32, as mamba-ssm does
+        core = layer.mamba if variant == "moe_mamba" else layer
+        assert core.conv1d.weight.dtype == torch.bfloat16
+        assert core.A_log.dtype == torch.float32          # kept in fp32, as mamba-ssm does
         assert layer.allocate_cache(3).ssm.dtype == torch.float32
-        assert isinstance(layer, {"dense": DenseMamba, "swimba": Swimba, "separated": Separated}[variant])
+        assert layer.cfg.variant == variant
 
 
 @pytest.mark.parametrize("K,N", [(16, 24), (5, 3)])             # aligned: grouped GEMM; not: the loop
 def test_grouped_mm_matches_per_expert_products(K, N):
-    from swimbench.layers.experts import grouped_mm
+    from swimbench.layers.dispatch import grouped_mm
     counts = torch.tensor([4, 0, 7, 1, 0])                         # empty experts included
     x, w = torch.randn(int(counts.sum()), K), torch.randn(len(counts), K, N)
     out = grouped_mm(x, w, counts.cumsum(0).to(torch.int32))
     ref = torch.cat([xe @ w[e] for e, xe in enumerate(x.split(counts.tolist()))])
     assert rel_err(out, ref) < 1e-6
+
+
+def test_rom_one_expert_equals_dense():
+    dense = _randomise(DenseMamba(_cfg("dense")))
+    rom = build_layer(_cfg("rom"))
+    with torch.no_grad():
+        for name in ("conv1d", "x_proj", "dt_proj"):
+            getattr(rom, name).load_state_dict(getattr(dense, name).state_dict())
+        rom.A_log.copy_(dense.A_log)
+        rom.D.copy_(dense.D)
+        rom.in_w[0].copy_(dense.in_proj.weight.t())
+        rom.out_w[0].copy_(dense.out_proj.weight.t())
+        x = torch.randn(2, 17, SMALL["d_model"])
+        assert rel_err(rom(x), dense(x)) < 1e-6
+        c1, c2 = dense.allocate_cache(2), rom.allocate_cache(2)
+        for t in range(3):
+            assert rel_err(rom.step(x[:, t:t + 1], c2), dense.step(x[:, t:t + 1], c1)) < 1e-6
+
+
+def test_moe_mamba_one_expert_equals_mamba_with_dense_ffn():
+    layer = _randomise(build_layer(_cfg("moe_mamba")))
+    x = torch.randn(2, 17, SMALL["d_model"])
+    with torch.no_grad():
+        m = layer.mamba(x)
+        h = x + m
+        ffn = F.gelu(h @ layer.ffn.w1[0]) @ layer.ffn.w2[0]
+        assert rel_err(layer(x), m + ffn) < 1e-6
+
+
+def test_switch_ffn_drops_past_capacity():
+    """Top-1 over 4 experts, a router that sends every token to expert 0: capacity cf * T / E keeps
+    the first tokens, and the rest get a zero update (they pass through on the residual)."""
+    layer = build_layer(_cfg("moe_mamba", 4, 1, capacity_factor=1.0))
+    ffn = layer.ffn
+    with torch.no_grad():
+        ffn.router.proj.weight.zero_()
+        ffn.router.proj.weight[0].fill_(1.0)
+        h = torch.rand(1, 12, SMALL["d_model"]) + 0.1              # positive: expert 0 wins everywhere
+        out = ffn(h)
+    capacity = 12 // 4
+    assert (out[0, capacity:] == 0).all()                          # dropped: the residual passes
+    assert (out[0, :capacity].abs().sum(-1) > 0).all()
+
+
+@pytest.mark.parametrize("E,k", [(4, 1), (7, 2), (8, 1)])
+def test_forced_routing_balance(E, k):
+    x = torch.randn(3, 40, 16)
+    balanced = Router(16, E, k, "balanced")
+    gates, idx = balanced(x)
+    counts = torch.bincount(idx.flatten(), minlength=E)
+    assert counts.max() - counts.min() <= 1                        # every expert the same load
+    assert (idx.sort(-1).values.diff(dim=-1) > 0).all()            # k distinct experts per token
+    assert torch.allclose(gates.sum(-1), torch.ones(()))
+    _, skew = Router(16, E, k, "skewed")(x)
+    share = torch.bincount(skew[..., 0].flatten(), minlength=E).float() / skew[..., 0].numel()
+    assert abs(share[0] - E ** (-1 / 3)) < 0.05                    # the power law's head
+    assert (skew.sort(-1).values.diff(dim=-1) > 0).all()

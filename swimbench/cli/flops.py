@@ -31,7 +31,8 @@ TABLE_COLUMNS = ["variant", "experts", "top_k", "d_inner", "params_total", "para
                  "flops_analytic", "flops_fvcore", "flops_torch", "mismatch_pct"]
 
 
-def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align):
+def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
+           capacity_factor, ffn_mult):
     positive("--d-model", d_model)
     positive("--expand", expand)
     in_range("--d-state", d_state, 1, 256)
@@ -48,6 +49,10 @@ def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batc
     one_of("--format", [fmt], FORMATS)
     if align not in ALIGNS:
         raise bad("--align", align, "one of " + ", ".join(map(str, ALIGNS)))
+    if not capacity_factor >= 1:
+        # Below 1 a balanced load drops tokens, which no shape-based count can see.
+        raise bad("--capacity-factor", capacity_factor, "a number >= 1")
+    positive("--ffn-mult", ffn_mult)
 
 
 @app.command()
@@ -65,20 +70,27 @@ def flops(
     batch: int = typer.Option(1, help="Batch of the traced forward."),
     match: str = typer.Option("prefill", help="Which FLOPs per token to match: prefill or decode."),
     align: int = typer.Option(8, help="Round matched d_inner to a multiple of this."),
+    capacity_factor: float = typer.Option(1.25, help="MoE-Mamba: expert capacity factor (>= 1 here)."),
+    ffn_mult: int = typer.Option(1, help="MoE-Mamba: expert FFN width d_ff = ffn_mult * d_inner."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the result to FILE."),
 ):
-    """FLOPs per token of dense, Swimba and separated MoE-SSM, FLOP-matched to the dense layer."""
+    """FLOPs per token of each design, FLOP-matched to the dense Mamba layer."""
     from ..flops.table import FlopsRequest, rows   # heavy imports only once the input is valid
 
     experts = _split_ints("--experts", experts)
     variants = _split_strs(variants)
-    _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align)
+    _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
+           capacity_factor, ffn_mult)
     ref = Reference(d_model, expand, d_state, d_conv)
-    req = FlopsRequest(ref, tuple(experts), top_k, tuple(variants), seq, batch, match, align)
+    req = FlopsRequest(ref, tuple(experts), top_k, tuple(variants), seq, batch, match, align,
+                       capacity_factor, ffn_mult)
     console = Console(stderr=True)
-    with console.status("counting FLOPs...") as status:
-        result = rows(req, on_row=lambda r: status.update(f"counted {r['variant']} E={r['experts']}"))
+    try:
+        with console.status("counting FLOPs...") as status:
+            result = rows(req, on_row=lambda r: status.update(f"counted {r['variant']} E={r['experts']}"))
+    except ValueError as e:        # a variant that cannot be matched (e.g. too many active experts)
+        raise bad("--top-k", top_k, f"a value the variants can match ({e})") from None
     text = _render(result, req, fmt)
     if text is not None:
         sys.stdout.write(text)
@@ -113,7 +125,8 @@ def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:
         return df.to_csv(index=False)
     if fmt == "json":
         meta = {"reference": vars(req.ref), "matched": req.match, "align": req.align, "seq": req.seq,
-                "batch": req.batch, "convention": CONVENTION}
+                "batch": req.batch, "capacity_factor": req.capacity_factor, "ffn_mult": req.ffn_mult,
+                "routing": "balanced", "convention": CONVENTION}
         return json.dumps({**meta, "rows": result}, indent=2) + "\n"
     uncounted = sorted({op for r in result for op in r["fvcore_uncounted_ops"]})
     table = Table(title=f"MFLOPs per token at matched {req.match} FLOPs: D={req.ref.d_model} "

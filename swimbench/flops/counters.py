@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from ..kernels import flops as opf
-from ..layers import TokenMixer
+from torch import nn
 from ..layers.base import Cache
 
 
@@ -85,7 +85,7 @@ def _fvcore_handles():
 class _Step(torch.nn.Module):
     """layer.step as a module with tensor-only inputs, for jit tracing."""
 
-    def __init__(self, layer: TokenMixer):
+    def __init__(self, layer: nn.Module):
         super().__init__()
         self.layer = layer
 
@@ -93,7 +93,7 @@ class _Step(torch.nn.Module):
         return self.layer.step(x, Cache(conv, ssm))
 
 
-def _inputs(layer: TokenMixer, phase: str, batch: int, seq: int):
+def _inputs(layer: nn.Module, phase: str, batch: int, seq: int):
     p = next(layer.parameters())
     if phase == "prefill":
         return layer, (torch.randn(batch, seq, layer.cfg.d_model, dtype=p.dtype, device=p.device),), batch * seq
@@ -103,7 +103,7 @@ def _inputs(layer: TokenMixer, phase: str, batch: int, seq: int):
 
 
 @torch.no_grad()
-def count_fvcore(layer: TokenMixer, phase: str = "prefill", batch: int = 1, seq: int = 64) -> Count:
+def count_fvcore(layer: nn.Module, phase: str = "prefill", batch: int = 1, seq: int = 64) -> Count:
     from fvcore.nn import FlopCountAnalysis
 
     module, inputs, tokens = _inputs(layer, phase, batch, seq)
@@ -118,7 +118,7 @@ def count_fvcore(layer: TokenMixer, phase: str = "prefill", batch: int = 1, seq:
 
 
 @torch.no_grad()
-def count_torch(layer: TokenMixer, phase: str = "prefill", batch: int = 1, seq: int = 64) -> Count:
+def count_torch(layer: nn.Module, phase: str = "prefill", batch: int = 1, seq: int = 64) -> Count:
     module, inputs, tokens = _inputs(layer, phase, batch, seq)
     with FlopCounterMode(display=False) as fc:
         module(*inputs)

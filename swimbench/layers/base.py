@@ -42,14 +42,18 @@ def init_A_log(d_inner: int, d_state: int, device=None) -> Tensor:
 
 
 class TokenMixer(nn.Module):
+    # RoM routes its in and out projections through experts; every other design shares one each.
+    routed_projections = False
+
     def __init__(self, cfg: LayerConfig, device=None, dtype=None):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.cfg = cfg
         D, Di, K = cfg.d_model, cfg.d_inner, cfg.d_conv
-        self.in_proj = nn.Linear(D, 2 * Di, bias=False, **factory)
+        if not self.routed_projections:
+            self.in_proj = nn.Linear(D, 2 * Di, bias=False, **factory)
+            self.out_proj = nn.Linear(Di, D, bias=False, **factory)
         self.conv1d = nn.Conv1d(Di, Di, K, groups=Di, bias=True, **factory)
-        self.out_proj = nn.Linear(Di, D, bias=False, **factory)
 
     # --- what a variant provides -------------------------------------------------------------
     def core(self, xc: Tensor, z: Tensor, return_state: bool) -> tuple[Tensor, Optional[Tensor]]:
@@ -61,9 +65,17 @@ class TokenMixer(nn.Module):
     def ssm_state_shape(self, batch: int) -> tuple[int, ...]:
         return (batch, self.cfg.d_inner, self.cfg.d_state)
 
+    def project_in(self, x: Tensor):
+        """x (..., D) -> x_in, z (..., Di) each, and whatever project_out needs to know."""
+        x_in, z = self.in_proj(x).chunk(2, dim=-1)
+        return x_in, z, None
+
+    def project_out(self, y: Tensor, ctx) -> Tensor:
+        return self.out_proj(y)
+
     # --- shared front and back ----------------------------------------------------------------
     def allocate_cache(self, batch: int) -> Cache:
-        w = self.in_proj.weight
+        w = self.conv1d.weight
         conv = torch.zeros(batch, self.cfg.d_inner, self.cfg.d_conv, device=w.device, dtype=w.dtype)
         ssm = torch.zeros(self.ssm_state_shape(batch), device=w.device, dtype=torch.float32)
         return Cache(conv, ssm)
@@ -71,7 +83,7 @@ class TokenMixer(nn.Module):
     def forward(self, x: Tensor, cache: Optional[Cache] = None) -> Tensor:
         """x (b, l, D) -> (b, l, D). With a cache, leaves in it the state after the last token."""
         K = self.cfg.d_conv
-        x_in, z = self.in_proj(x).chunk(2, dim=-1)
+        x_in, z, ctx = self.project_in(x)
         xt = x_in.transpose(1, 2)                                            # (b, Di, l)
         if cache is not None:
             cache.conv.copy_(F.pad(xt, (K - xt.shape[-1], 0)))
@@ -81,13 +93,13 @@ class TokenMixer(nn.Module):
         y, h = self.core(xc, z, return_state=cache is not None)
         if cache is not None:
             cache.ssm.copy_(h)
-        return self.out_proj(y)
+        return self.project_out(y, ctx)
 
     def step(self, x: Tensor, cache: Cache) -> Tensor:
         """One token: x (b, 1, D) -> (b, 1, D); updates the cache in place."""
-        x_in, z = self.in_proj(x[:, 0]).chunk(2, dim=-1)
+        x_in, z, ctx = self.project_in(x[:, 0])
         conv = cache.conv
         conv.copy_(torch.roll(conv, shifts=-1, dims=-1))
         conv[:, :, -1] = x_in
         xc = F.silu(F.conv1d(conv, self.conv1d.weight, self.conv1d.bias, groups=self.cfg.d_inner)[..., 0])
-        return self.out_proj(self.core_step(xc, z, cache.ssm)).unsqueeze(1)
+        return self.project_out(self.core_step(xc, z, cache.ssm), ctx).unsqueeze(1)

@@ -1,8 +1,7 @@
 """Per-expert SSM-parameter producers (x_proj_e, dt_proj_e) and how tokens reach them.
 
-Swimba computes only the k chosen experts per token, so token slots are sorted by expert and go
-through grouped matrix products (torch._grouped_mm: one launch for all experts, what a real MoE
-does). A separated MoE-SSM runs every expert on every token, so it needs no dispatch: one product
+Swimba computes only the k chosen experts per token, through the grouped-GEMM dispatch of
+dispatch.py. A separated MoE-SSM runs every expert on every token, so it needs no dispatch: one product
 against all experts' x_proj stacked, one batched product for dt_proj.
 """
 from __future__ import annotations
@@ -12,24 +11,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .base import init_dt_bias
-
-
-def _aligned(t: Tensor) -> bool:
-    """The grouped GEMM wants a unit last stride and 16-byte multiples for the others."""
-    return t.stride(-1) == 1 and all(s * t.element_size() % 16 == 0 for s in t.stride()[:-1])
-
-
-def grouped_mm(x: Tensor, w: Tensor, offs: Tensor) -> Tensor:
-    """x (M, K) with rows grouped by expert, w (G, K, N), offs (G,) int32 cumulative group ends
-    -> (M, N). torch's grouped GEMM where it exists for the dtype (bf16 on Hopper; any dtype on the
-    CPU); elsewhere a loop over experts, which syncs with the host."""
-    if (x.device.type == "cpu" or x.dtype == torch.bfloat16) and _aligned(x) and _aligned(w):
-        return torch._grouped_mm(x, w, offs=offs)
-    out, start = x.new_empty(x.shape[0], w.shape[-1]), 0
-    for g, end in enumerate(offs.tolist()):
-        out[start:end] = x[start:end] @ w[g]
-        start = end
-    return out
+from .dispatch import Dispatch
 
 
 class ExpertProjections(nn.Module):
@@ -51,21 +33,11 @@ class ExpertProjections(nn.Module):
 
     def selected(self, xc: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Streams of the chosen experts: xc (T, Di), idx (T, k) -> dt (T, k, Di) before bias,
-        B and C (T, k, N). Token slots are sorted by expert and each expert's slots go through one
-        grouped matrix product; no host sync, so decode can be captured in a CUDA graph."""
-        T, k = idx.shape
-        E = self.x_w.shape[0]
-        flat = idx.reshape(-1)
-        order = flat.argsort(stable=True)
-        counts = torch.zeros(E, dtype=torch.int32, device=idx.device).index_add_(
-            0, flat, torch.ones_like(flat, dtype=torch.int32))
-        offs = counts.cumsum(0, dtype=torch.int32)
-        xs = xc[order // k]                                                     # (T k, Di), by expert
-        dbl = grouped_mm(xs, self.x_w, offs)                                    # (T k, R + 2N)
-        dt = grouped_mm(dbl[:, :self.R], self.dt_w, offs)                       # (T k, Di)
-        unsort = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
-        dbl, dt = dbl[unsort].view(T, k, -1), dt[unsort].view(T, k, -1)
-        _, B, C = self._split(dbl)
+        B and C (T, k, N), through the grouped-GEMM dispatch."""
+        route = Dispatch.build(idx, self.x_w.shape[0])
+        dbl = route.mm(route.gather(xc), self.x_w)                          # (T k, R + 2N)
+        dt = route.scatter(route.mm(dbl[:, :self.R], self.dt_w))            # (T, k, Di)
+        _, B, C = self._split(route.scatter(dbl))
         return dt, B.contiguous(), C.contiguous()
 
     def every(self, xc: Tensor) -> tuple[Tensor, Tensor, Tensor]:

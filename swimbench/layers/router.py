@@ -1,29 +1,53 @@
-"""Top-k router on the conv output: softmax over E logits, top k kept and renormalised."""
+"""Top-k router: softmax over E logits, top k kept and renormalised.
+
+For benchmarks the choice can be forced (`routing`), because load balance changes the timing of
+dispatched experts and an untrained router's choices are arbitrary: `balanced` sends token slot i
+to expert i mod E (every expert gets the same load), `skewed` draws each token's first expert
+from a power law (expert 0 takes about E^(-1/3) of the tokens: half of them at E = 8). The router's
+logits are computed in every mode, so its cost is the same; the gates are the softmax weights of
+the experts actually chosen. Forced patterns are pure device arithmetic (capturable in graphs).
+"""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+_GOLDEN = 0.6180339887498949
+
 
 class Router(nn.Module):
-    def __init__(self, d_inner: int, experts: int, top_k: int, **factory):
+    def __init__(self, d_in: int, experts: int, top_k: int, routing: str = "learned", **factory):
         super().__init__()
-        self.experts, self.top_k = experts, top_k
-        self.proj = nn.Linear(d_inner, experts, bias=False, **factory) if experts > 1 else None
+        self.experts, self.top_k, self.routing = experts, top_k, routing
+        self.proj = nn.Linear(d_in, experts, bias=False, **factory) if experts > 1 else None
 
-    def forward(self, xc: Tensor) -> tuple[Tensor, Tensor]:
-        """xc (..., Di) -> gates (..., k) fp32 summing to 1, idx (..., k) int64."""
-        lead = xc.shape[:-1]
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x (..., d_in) -> gates (..., k) fp32 summing to 1, idx (..., k) int64."""
+        lead = x.shape[:-1]
         if self.proj is None:
-            return xc.new_ones(*lead, 1, dtype=torch.float32), torch.zeros(*lead, 1, dtype=torch.long,
-                                                                          device=xc.device)
-        probs = torch.softmax(self.proj(xc).float(), dim=-1)
-        gates, idx = probs.topk(self.top_k, dim=-1)
+            return x.new_ones(*lead, 1, dtype=torch.float32), torch.zeros(*lead, 1, dtype=torch.long,
+                                                                         device=x.device)
+        probs = torch.softmax(self.proj(x).float(), dim=-1)
+        if self.routing == "learned":
+            gates, idx = probs.topk(self.top_k, dim=-1)
+        else:
+            idx = self._forced(lead, x.device)
+            gates = probs.gather(-1, idx)
         return gates / gates.sum(-1, keepdim=True), idx
 
-    def dense_gates(self, xc: Tensor) -> Tensor:
+    def _forced(self, lead, device) -> Tensor:
+        E, k = self.experts, self.top_k
+        t = torch.arange(lead.numel(), device=device).view(*lead, 1)
+        j = torch.arange(k, device=device)
+        if self.routing == "balanced":
+            return (t * k + j) % E
+        u = torch.frac((t.double() + 0.5) * _GOLDEN)                     # low-discrepancy in [0, 1)
+        first = (E * u ** 3).long().clamp_(max=E - 1)
+        return (first + j) % E
+
+    def dense_gates(self, x: Tensor) -> Tensor:
         """The same choice as a dense (..., E) weight vector, zero for the experts not chosen."""
-        gates, idx = self(xc)
+        gates, idx = self(x)
         return torch.zeros(*gates.shape[:-1], self.experts, dtype=gates.dtype,
                            device=gates.device).scatter(-1, idx, gates)

@@ -15,7 +15,7 @@ class Separated(TokenMixer):
     def __init__(self, cfg: LayerConfig, device=None, dtype=None):
         super().__init__(cfg, device, dtype)
         E, Di, N = cfg.experts, cfg.d_inner, cfg.d_state
-        self.router = Router(Di, E, cfg.top_k, device=device, dtype=dtype)
+        self.router = Router(Di, E, cfg.top_k, cfg.routing, device=device, dtype=dtype)
         self.experts = ExpertProjections(E, Di, cfg.dt_rank, N, device, dtype)
         self.A_log = nn.Parameter(init_A_log(Di, N, device).repeat(E, 1, 1))
         self.D = nn.Parameter(torch.ones(E, Di, device=device))

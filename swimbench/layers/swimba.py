@@ -15,7 +15,7 @@ class Swimba(TokenMixer):
     def __init__(self, cfg: LayerConfig, device=None, dtype=None):
         super().__init__(cfg, device, dtype)
         Di, N = cfg.d_inner, cfg.d_state
-        self.router = Router(Di, cfg.experts, cfg.top_k, device=device, dtype=dtype)
+        self.router = Router(Di, cfg.experts, cfg.top_k, cfg.routing, device=device, dtype=dtype)
         self.experts = ExpertProjections(cfg.experts, Di, cfg.dt_rank, N, device, dtype)
         self.A_log = nn.Parameter(init_A_log(Di, N, device))
         self.D = nn.Parameter(torch.ones(Di, device=device))
