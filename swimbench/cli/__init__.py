@@ -17,6 +17,7 @@ def _root():
 
 
 from . import flops as _flops  # noqa: E402,F401  (registers the command)
+from . import latency as _latency  # noqa: E402,F401
 
 
 def main(argv=None) -> None:

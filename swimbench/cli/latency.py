@@ -1,0 +1,431 @@
+"""`swimbench latency`: prefill and decode latency, throughput, energy and memory over a sweep.
+
+Flags override the profile (`--profile`, default `default` on a GPU and `cpu` without one); every
+finished configuration is written to <out>/<timestamp>-<profile>/results.csv at once, so a run that is
+interrupted or killed loses only the configuration in flight, and `--resume RUN_DIR` measures only
+what is missing. Docs: docs/latency.md.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ..config import VARIANTS
+from ..sweeps.spec import COMPARATOR, DTYPES, MeasureSettings, Sweep, problem
+from . import app
+from .errors import UsageError, bad
+from .flops import _split_ints, _split_strs
+
+# option name (the function parameter) -> the field of Sweep or MeasureSettings it sets
+FIELDS = {
+    "variants": "variants", "experts": "experts", "top_k": "top_k", "seq": "seq", "batch": "batch",
+    "layers": "layers", "d_model": "d_model", "expand": "expand", "d_state": "d_state",
+    "d_conv": "d_conv", "dtype": "dtype", "match": "match", "mamba_ssm": "comparator",
+    "budget": "budget_s", "min_reps": "min_reps", "warmup": "warmup_reps", "flush_l2": "flush_l2",
+    "decode": "decode", "energy": "energy", "energy_window": "energy_window_s",
+    "power_interval": "power_interval_ms", "seed": "seed",
+}
+LISTS = ("variants", "experts", "top_k", "seq", "batch", "layers")
+# Flags that only mean something on a CUDA GPU, with the value that asks for the GPU feature.
+GPU_ONLY = {"flush_l2": True, "decode": "graph", "mamba_ssm": True, "energy": True, "power_interval": None}
+SWEEP_FIELDS = {f.name for f in fields(Sweep)}
+EXIT_INTERRUPTED, EXIT_ERRORS = 130, 1
+
+
+def _given(ctx: typer.Context) -> list[str]:
+    return [p.name for p in ctx.command.params
+            if getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+
+
+def _flag(ctx: typer.Context, name: str) -> str:
+    param = next(p for p in ctx.command.params if p.name == name)
+    value = ctx.params[name]
+    if getattr(param, "is_flag", False) and param.secondary_opts and value is False:
+        return param.secondary_opts[0]
+    return param.opts[0]
+
+
+def _command(ctx: typer.Context) -> str:
+    """The command as typed; when called in-process (not from the shell), rebuilt from its flags."""
+    if sys.argv[1:2] == ["latency"]:
+        return shlex.join(["swimbench", *sys.argv[1:]])
+    words = ["swimbench", "latency"]
+    for name in _given(ctx):
+        param = next(p for p in ctx.command.params if p.name == name)
+        value = ctx.params[name]
+        words.append(_flag(ctx, name))
+        if not getattr(param, "is_flag", False):
+            words.append(",".join(value) if isinstance(value, (list, tuple)) else str(value))
+    return shlex.join(words)
+
+
+def _overrides(ctx: typer.Context) -> dict[str, tuple[str, object]]:
+    """field -> (flag, value) for every sweep or measurement flag given, each checked on its own."""
+    out = {}
+    for name in _given(ctx):
+        if name not in FIELDS:
+            continue
+        flag, value = _flag(ctx, name), ctx.params[name]
+        if name in LISTS:
+            value = tuple(_split_strs(value) if name == "variants" else _split_ints(flag, value))
+        elif name == "mamba_ssm":
+            value = "on" if value else "off"
+        elif name in ("budget", "energy_window", "power_interval"):
+            value = float(value)
+        field = FIELDS[name]
+        allowed = problem(field, value)
+        if allowed is not None:
+            got = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            raise bad(flag, got, allowed)
+        out[field] = (flag, value)
+    return out
+
+
+def _device(spec: str):
+    import torch
+    if spec not in ("auto", "cpu", "cuda") and not spec.startswith("cuda:"):
+        raise bad("--device", spec, "auto, cpu, cuda or cuda:N")
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise bad("--device", spec, "cpu or auto: no CUDA GPU is visible here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise bad("--device", spec, f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return dev
+
+
+def _split(values: dict) -> tuple[dict, dict]:
+    sweep = {k: v for k, v in values.items() if k in SWEEP_FIELDS}
+    return sweep, {k: v for k, v in values.items() if k not in SWEEP_FIELDS}
+
+
+def _check_combination(sweep: Sweep, over: dict) -> None:
+    if any(v != "dense" for v in sweep.variants) and max(sweep.top_k) > max(sweep.experts):
+        flag = over.get("top_k", ("--top-k",))[0]
+        raise bad(flag, ",".join(map(str, sweep.top_k)),
+                  f"values at most the largest --experts ({max(sweep.experts)})")
+
+
+def _comparator(mode: str, cuda: bool, flag: Optional[str]) -> tuple[bool, Optional[str]]:
+    """Whether mamba-ssm's Mamba rows run, and why not when they do not."""
+    if mode == "off":
+        return False, None
+    why = None
+    if not cuda:
+        why = "it needs a CUDA GPU"
+    else:
+        from .. import mamba_ref
+        try:
+            if not mamba_ref.has_cuda_scan():
+                why = "mamba-ssm or its CUDA extension is not importable"
+            else:
+                mamba_ref.Mamba()
+        except Exception as e:  # noqa: BLE001  (a broken install is a reason, not a crash)
+            why = f"mamba-ssm does not import ({type(e).__name__}: {e})"
+    if why is not None and mode == "on" and flag is not None:
+        raise UsageError(f"{flag}: the mamba-ssm comparator cannot run here: {why}")
+    return why is None, (f"mamba-ssm comparator rows skipped: {why}" if why else None)
+
+
+@app.command()
+def latency(
+    ctx: typer.Context,
+    profile: Optional[str] = typer.Option(None, "--profile", "-p",
+                                          help="Profile name in profiles/ or a .toml path "
+                                               "[default: default on a GPU, cpu without one]."),
+    variants: Optional[List[str]] = typer.Option(None, "--variants", "-v",
+                                                 help="Variants: " + ", ".join(VARIANTS) + "."),
+    experts: Optional[List[str]] = typer.Option(None, "--experts", "-E", help="Expert counts, e.g. 2,4,8."),
+    top_k: Optional[List[str]] = typer.Option(None, "--top-k", "-k", help="Experts per token, e.g. 1,2."),
+    seq: Optional[List[str]] = typer.Option(None, "--seq", "-s", help="Sequence lengths (prefill)."),
+    batch: Optional[List[str]] = typer.Option(None, "--batch", "-b", help="Batch sizes."),
+    layers: Optional[List[str]] = typer.Option(None, "--layers", "-L", help="Stack depths (residual)."),
+    d_model: Optional[int] = typer.Option(None, help="Dense reference: model width D."),
+    expand: Optional[int] = typer.Option(None, help="Dense reference: d_inner = expand * D."),
+    d_state: Optional[int] = typer.Option(None, help="SSM state size N (1..256)."),
+    d_conv: Optional[int] = typer.Option(None, help="Conv width K (1..8)."),
+    dtype: Optional[str] = typer.Option(None, help="Weights and activations: " + ", ".join(DTYPES) + "."),
+    match: Optional[bool] = typer.Option(None, "--match/--no-match",
+                                         help="FLOP-match every variant to dense (prefill), or use "
+                                              "expand * d_model for all."),
+    mamba_ssm: Optional[bool] = typer.Option(None, "--mamba-ssm/--no-mamba-ssm",
+                                             help="Add mamba-ssm's own Mamba as a comparator row (GPU)."),
+    budget: Optional[float] = typer.Option(None, help="Seconds of timed repetitions per measurement."),
+    min_reps: Optional[int] = typer.Option(None, help="At least this many timed samples."),
+    warmup: Optional[int] = typer.Option(None, help="At least this many untimed warm-up calls."),
+    flush_l2: Optional[bool] = typer.Option(None, "--flush-l2/--no-flush-l2",
+                                            help="Flush the L2 cache before each prefill sample (GPU)."),
+    decode: Optional[str] = typer.Option(None, help="Decode timing: graph (CUDA-graph replay, GPU) "
+                                                    "or eager."),
+    energy: Optional[bool] = typer.Option(None, "--energy/--no-energy",
+                                          help="Energy per token from NVML (GPU)."),
+    energy_window: Optional[float] = typer.Option(None, help="Seconds (>= 1) of back-to-back calls "
+                                                             "per energy figure."),
+    power_interval: Optional[float] = typer.Option(None, help="Power-trace sampling interval, ms (GPU)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the weights and inputs."),
+    device: str = typer.Option("auto", help="auto, cuda, cuda:N or cpu."),
+    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Parent of the run directory."),
+    name: Optional[str] = typer.Option(None, help="Run directory suffix [default: the profile name]."),
+    resume: Optional[Path] = typer.Option(None, help="Measure only the rows missing from RUN_DIR."),
+):
+    """Prefill and decode latency, tokens/s, TFLOP/s, bandwidth, J/token and peak memory over a sweep."""
+    over = _overrides(ctx)                       # flag by flag, before anything heavy runs
+    dev = _device(device)
+    cuda = dev.type == "cuda"
+    for pname, gpu_value in GPU_ONLY.items():
+        if not cuda and pname in _given(ctx) and (gpu_value is None or ctx.params[pname] == gpu_value):
+            raise UsageError(f"{_flag(ctx, pname)} needs a CUDA GPU, and this run is on "
+                             f"device={dev.type}")
+    if name is not None and (not name or any(c in name for c in "/\\")):
+        raise bad("--name", name, "a non-empty name without slashes")
+    console = Console(stderr=True)
+    from ..sweeps.profiles import ProfileError, load_profile
+    from ..results import RunDir
+
+    if resume is not None:
+        try:
+            run = RunDir.existing(resume)
+            meta = run.read_metadata()
+            sweep = Sweep.from_dict(meta["sweep"])
+            settings = MeasureSettings.from_dict(meta["settings"])
+        except (OSError, ValueError, KeyError) as e:
+            raise bad("--resume", str(resume), f"a run directory of swimbench latency ({e})") from None
+        stored = {**sweep.as_dict(), **settings.as_dict()}
+        for field, (flag, value) in over.items():
+            old = tuple(stored[field]) if isinstance(stored[field], list) else stored[field]
+            if old != value:
+                raise UsageError(f"{flag} differs from the run being resumed ({old!r} there); "
+                                 f"drop it or start a new run")
+        if profile is not None and profile not in (meta["profile"]["name"], meta["profile"]["path"]):
+            raise bad("--profile", profile, f"{meta['profile']['name']!r}, the resumed run's profile")
+        was = meta["environment"]
+        here_gpu = _gpu_name(dev)
+        if was["device"] != dev.type or (was.get("gpu") or {}).get("name") != here_gpu:
+            raise bad("--resume", str(resume), f"a run measured on this device ({dev.type} {here_gpu or ''}"
+                                               f"); it was measured on {was['device']} "
+                                               f"{(was.get('gpu') or {}).get('name') or ''}".rstrip())
+        prof = meta["profile"]
+    else:
+        try:
+            prof_obj = load_profile(profile or ("default" if cuda else "cpu"))
+        except ProfileError as e:
+            raise UsageError(f"--profile: {e}") from None
+        s_over, m_over = _split({f: v for f, (_, v) in over.items()})
+        sweep, settings = replace(prof_obj.sweep, **s_over), replace(prof_obj.measure, **m_over)
+        prof = {"name": prof_obj.name, "path": prof_obj.path, "description": prof_obj.description,
+                "content": prof_obj.raw}
+        run = None
+    _check_combination(sweep, over)
+
+    notes = []
+    if not cuda:
+        if settings.decode == "graph":
+            settings = settings.with_(decode="eager")
+            notes.append("decode timed eagerly: CUDA graphs need a GPU (rows say decode_mode=eager)")
+        if settings.flush_l2:
+            settings = settings.with_(flush_l2=False)
+            notes.append("no L2 flush on the CPU")
+        if sweep.d_model * max(sweep.seq) > 2 ** 16:
+            notes.append("the CPU runs the reference scans, a Python loop over time: large --d-model "
+                         "or --seq will take long (profiles/cpu.toml is sized for minutes)")
+    with_comparator, why = _comparator(sweep.comparator, cuda, over.get("comparator", (None,))[0])
+    if why:
+        notes.append(why)
+    points = sweep.points(comparator=with_comparator)
+    code = _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes)
+    if code:
+        raise typer.Exit(code)
+
+
+def _gpu_name(dev) -> Optional[str]:
+    import torch
+    return torch.cuda.get_device_properties(dev).name if dev.type == "cuda" else None
+
+
+def _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes) -> int:
+    import torch
+    cuda = dev.type == "cuda"
+    threads = torch.get_num_threads()
+    if not cuda and "OMP_NUM_THREADS" not in os.environ:
+        # Tiny CPU layers are all op overhead; an intra-op thread pool only adds stalls of tens of
+        # milliseconds whenever another process takes a core (seen: 50x outliers on 2 busy cores).
+        torch.set_num_threads(1)
+        notes.append("CPU timed on 1 thread (set OMP_NUM_THREADS to choose)")
+    try:
+        return _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes) -> int:
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from ..measure.energy import Nvml, NvmlUnavailable, PowerSampler
+    from ..measure.env import capture
+    from ..measure.point import PointMeasurer
+    from ..results import RunDir
+    from ..sweeps.runner import run_sweep
+
+    cuda = dev.type == "cuda"
+    nvml = sampler = None
+    if not settings.energy:
+        notes.append("energy not measured (--no-energy or energy = false): energy columns empty")
+    elif not cuda:
+        notes.append(f"energy columns empty: device={dev.type} has no NVML energy counter")
+    else:
+        try:
+            nvml = Nvml.open(dev)
+        except NvmlUnavailable as e:
+            notes.append(f"energy columns empty: {e}")
+    env = capture(dev, nvml, profile=prof)
+    env["command"], env["argv"] = _command(ctx), sys.argv
+    started = time.time()
+    if run is None:
+        run = RunDir.create(out, name or prof["name"])
+        meta = {"tool": "swimbench latency", "created": _iso(started), "status": "running",
+                "profile": prof, "sweep": sweep.as_dict(), "settings": settings.as_dict(),
+                "comparator": any(p.variant == COMPARATOR for p in points),
+                "points": [p.key for p in points], "environment": env, "attempts": []}
+    else:
+        meta = run.read_metadata()
+        meta["points"] = [p.key for p in points]
+    attempt = len(meta["attempts"]) + 1
+    meta["attempts"].append({"attempt": attempt, "started": _iso(started), "command": env["command"],
+                             "environment": env, "notes": notes})
+    meta["status"] = "running"
+    run.write_metadata(meta)
+    results = run.results(order=meta["points"])
+    done = results.done_keys()
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
+    todo = [p for p in points if p.key not in done]
+    console.print(f"run directory: {run.path}  ({len(points)} configurations"
+                  + (f", {len(points) - len(todo)} already done, measuring {len(todo)}" if done else "")
+                  + f", device={dev.type}{' ' + env['gpu']['name'] if cuda else ''})")
+    if nvml is not None:
+        sampler = PowerSampler(nvml, settings.power_interval_ms / 1e3).start()
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                        transient=False)
+    measurer = PointMeasurer(sweep, settings, dev, nvml, sampler,
+                             note=lambda s: progress.console.print(f"[yellow]note:[/] {s}"))
+
+    def record(point, row, samples):
+        row.update({"device": dev.type, "attempt": attempt, "measured_at": _iso(time.time())})
+        if samples is not None:
+            run.append_samples(point.key, attempt, samples)
+        results.put(row)
+        if sampler is not None:
+            run.append_power(sampler.take_new())
+
+    def on_end(point, row):
+        progress.advance(task)
+        progress.console.print(_row_line(point, row))
+
+    outcome = None
+    try:
+        with progress:
+            task = progress.add_task("starting", total=len(todo))
+            outcome = run_sweep(points, measurer, record, done,
+                                on_start=lambda p: progress.update(task, description=p.label()),
+                                on_end=on_end)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if sampler is not None:
+            sampler.stop()
+            run.append_power(sampler.take_new())
+        if nvml is not None:
+            nvml.close()
+    interrupted = outcome is None or outcome.interrupted
+    meta["status"] = ("interrupted" if interrupted else "complete with errors" if outcome.errors
+                      else "complete")
+    meta["attempts"][-1].update({"finished": _iso(time.time()), "wall_s": round(time.time() - started, 3),
+                                 "status": meta["status"],
+                                 **({} if outcome is None else {"measured": len(outcome.measured),
+                                                                "oom": outcome.oom,
+                                                                "errors": outcome.errors})})
+    run.write_metadata(meta)
+    stdout = Console()
+    if not stdout.is_terminal:
+        stdout = Console(width=200)     # logs and pipes get the whole table, not an 80-column squeeze
+    stdout.print(summary_table(results.frame(), dev.type))
+    console.print(f"results: {run.path / run.RESULTS}  (wall {time.time() - started:.1f} s)")
+    if interrupted:
+        console.print(f"[yellow]interrupted[/]: completed rows are kept; resume with: "
+                      f"swimbench latency --resume {shlex.quote(str(run.path))}")
+        return EXIT_INTERRUPTED
+    if outcome.errors:
+        console.print(f"[red]{len(outcome.errors)} configuration(s) failed[/]: see the error column")
+        return EXIT_ERRORS
+    return 0
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+def _row_line(point, row) -> str:
+    if row.get("status") != "ok":
+        return f"[red]{row.get('status')}[/] {point.label()}: {row.get('error', '')}"
+    j = row.get("prefill_j_per_token")
+    energy = f", {j * 1e3:.3f} mJ/token" if j is not None else ""
+    return (f"[green]ok[/] {point.label()}: prefill {row['prefill_ms']:.3f} ms "
+            f"({row['prefill_tflops']:.1f} TFLOP/s{energy}), decode {row['decode_us']:.1f} us "
+            f"({row['decode_mode']})")
+
+
+def summary_table(df, device: str) -> Table:
+    """The run at a glance: medians with their 95% intervals, throughput, energy, memory. Columns that
+    are empty in every row (energy and memory on the CPU, say) are left out."""
+    import pandas as pd
+    text = ("key", "status", "error", "variant", "decode_mode")
+    num = df.apply(lambda c: c if c.name in text else pd.to_numeric(c, errors="coerce"))
+    dense = {(r.seq, r.batch, r.layers): r.prefill_ms for r in num.itertuples()
+             if r.variant == "dense" and r.status == "ok"}
+
+    def f(v, fmt):
+        return "" if v is None or pd.isna(v) else format(v, fmt)
+
+    def cells(r):
+        ok = r.status == "ok"
+        base = dense.get((r.seq, r.batch, r.layers))
+        half = (r.prefill_ms_ci_hi - r.prefill_ms_ci_lo) / 2 / r.prefill_ms * 100 if ok else None
+        peak = max([v for v in (r.prefill_peak_mib, r.decode_peak_mib) if not pd.isna(v)], default=None)
+        return {
+            "variant": str(r.variant), "E": f(r.experts, "d"), "k": f(r.top_k, "d"), "seq": f(r.seq, "d"),
+            "b": f(r.batch, "d"), "L": f(r.layers, "d"), "d_inner": f(r.d_inner, ".0f"),
+            "prefill ms": f(r.prefill_ms if ok else None, ".3f"), "±CI%": f(half, ".2f"),
+            "x dense": f(r.prefill_ms / base if ok and base else None, ".2f"),
+            "Mtok/s": f(r.prefill_tokens_per_s / 1e6 if ok else None, ".3f"),
+            "TFLOP/s": f(r.prefill_tflops if ok else None, ".2f"),
+            "decode us": (f"{r.decode_us:.1f}" + (" g" if r.decode_mode == "graph" else " e")) if ok else "",
+            "mJ/tok": f(r.prefill_j_per_token * 1e3 if ok else None, ".4f"),
+            "dec mJ/tok": f(r.decode_j_per_token * 1e3 if ok else None, ".4f"),
+            "peak MiB": f(peak, ".0f"), "status": str(r.status),
+        }
+    rows = [cells(r) for r in num.itertuples()]
+    keep = [c for c in (rows[0] if rows else {}) if any(row[c] for row in rows) or c == "status"]
+    table = Table(title=f"swimbench latency, device={device}: medians", box=box.SIMPLE_HEAD)
+    for c in keep:
+        table.add_column(c, justify="left" if c in ("variant", "status") else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[c] for c in keep))
+    table.caption = ("±CI%: half-width of the 95% bootstrap interval of the prefill median; x dense: "
+                     "prefill time over dense at the same seq, batch and layers; decode: g CUDA graph, "
+                     "e eager; mJ/tok: NVML energy counter")
+    return table

@@ -1,0 +1,12 @@
+"""The measurement engine of `swimbench latency`, kept apart from the layers and from reporting.
+
+- `stats`:    median, p10, p90 and a bootstrap confidence interval of a set of samples;
+- `timing`:   CUDA-event (or, on the CPU, perf_counter) timing with warm-up, a time budget and a
+              minimum count, and the optional L2 flush;
+- `graphs`:   CUDA-graph capture of a decode step;
+- `energy`:   NVML: the total-energy counter over a window of back-to-back repetitions, and a
+              background power-sampling thread;
+- `env`:      the environment of a run (GPU, clocks, versions, commit, command);
+- `workload`: what is timed for one sweep point (a layer or a stack, its inputs, its byte count);
+- `point`:    one sweep point measured end to end into one results row.
+"""

@@ -1,0 +1,31 @@
+"""CUDA-graph capture of a decode step, so that its replay times the GPU work, not Python.
+
+On our H100 the official decode kernel takes about 150 us launched eagerly and 1.5 us replayed from a
+graph: eager decode numbers measure the interpreter and the launch path, not the design.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+def capture(fn: Callable[[], object], warmup: int = 3) -> Callable[[], None]:
+    """Capture one call of `fn` into a CUDA graph and return its replay.
+
+    The warm-up runs on a side stream first (as torch.cuda.graphs asks), which also keeps Triton's
+    compilation and autotuning out of the capture. `fn` must work on static shapes and buffers and
+    must not synchronize with the host; the graph keeps its tensors alive.
+    """
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(max(1, warmup)):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    torch.cuda.synchronize()
+    return graph.replay           # the bound method keeps the graph and its memory pool alive

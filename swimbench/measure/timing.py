@@ -1,0 +1,138 @@
+"""Timing of one callable: warm-up, then repetitions until a time budget and a minimum count are met.
+
+On a GPU every sample is bracketed by CUDA events and the host synchronizes once at the end, so the
+host's own pace never enters the numbers. On the CPU the clock is `time.perf_counter`. The warm-up
+runs (and synchronizes) each call on its own; its first calls absorb Triton's compilation and
+autotuning, cuBLAS handle creation and the caching allocator's first allocations. Its last calls give
+the estimate from which the number of timed repetitions is chosen.
+
+A sample may group several calls (`sample_target_s`): decode steps under a CUDA graph take a few
+microseconds, close to the resolution of an event pair, so each sample times enough back-to-back
+calls to last at least that long and reports the time per call.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    budget_s: float = 1.0          # time spent on the timed repetitions of one measurement
+    min_reps: int = 10             # ... and at least this many samples
+    max_reps: int = 100_000
+    warmup_reps: int = 2           # at least this many untimed calls ...
+    warmup_s: float = 0.25         # ... and calls for this long after the first one
+    flush_l2: bool = False         # overwrite the L2 cache before every sample (GPU only)
+    sample_target_s: float = 0.0   # group calls so that one sample lasts at least this long
+
+
+@dataclass
+class Timing:
+    samples_ms: np.ndarray         # time per call, one value per sample
+    calls_per_sample: int
+    warmup_calls: int
+    first_call_ms: float           # the first warm-up call: compilation and autotuning show here
+    clock: str                     # "cuda_events" or "perf_counter"
+
+    @property
+    def calls(self) -> int:
+        return int(self.samples_ms.size) * self.calls_per_sample
+
+
+class _HostClock:
+    name = "perf_counter"
+
+    def stamp(self):
+        return time.perf_counter()
+
+    def sync(self):
+        pass
+
+    @staticmethod
+    def elapsed_ms(a, b) -> float:
+        return (b - a) * 1e3
+
+
+class _CudaClock:
+    name = "cuda_events"
+
+    def __init__(self, device):
+        self.device = device
+
+    def stamp(self):
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        return ev
+
+    def sync(self):
+        torch.cuda.synchronize(self.device)
+
+    @staticmethod
+    def elapsed_ms(a, b) -> float:
+        return a.elapsed_time(b)
+
+
+def is_cuda(device) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def synchronize(device) -> None:
+    if is_cuda(device):
+        torch.cuda.synchronize(device)
+
+
+class L2Flusher:
+    """Writes a buffer twice the size of the L2 cache, evicting whatever a previous call left there."""
+
+    def __init__(self, device):
+        props = torch.cuda.get_device_properties(device)
+        size = 2 * max(int(getattr(props, "L2_cache_size", 0)), 64 << 20)
+        self.buf = torch.empty(size, dtype=torch.uint8, device=device)
+
+    def __call__(self) -> None:
+        self.buf.zero_()
+
+
+def time_fn(fn: Callable[[], object], opts: TimingOptions, device) -> Timing:
+    """Time `fn` (which enqueues its work on the current stream) on `device`."""
+    cuda = is_cuda(device)
+    if opts.flush_l2 and not cuda:
+        raise ValueError("the L2 flush needs a CUDA device")
+    clock = _CudaClock(device) if cuda else _HostClock()
+    flush: Optional[L2Flusher] = L2Flusher(device) if opts.flush_l2 else None
+
+    warm: list[float] = []
+    t0 = 0.0
+    while len(warm) < max(1, opts.warmup_reps) or (time.perf_counter() - t0 < opts.warmup_s
+                                                   and len(warm) < opts.max_reps):
+        if flush is not None:
+            flush()
+        a = clock.stamp()
+        fn()
+        b = clock.stamp()
+        clock.sync()
+        warm.append(clock.elapsed_ms(a, b))
+        if len(warm) == 1:
+            t0 = time.perf_counter()    # warmup_s counts after the first call, whose compile may be long
+    steady = warm[1:] if len(warm) > 1 else warm
+    est_ms = max(float(np.median(steady[-5:])), 1e-6)
+
+    group = max(1, math.ceil(opts.sample_target_s * 1e3 / est_ms)) if opts.sample_target_s > 0 else 1
+    n = min(opts.max_reps, max(opts.min_reps, math.ceil(opts.budget_s * 1e3 / (est_ms * group))))
+    stamps = []
+    for _ in range(n):
+        if flush is not None:
+            flush()
+        a = clock.stamp()
+        for _ in range(group):
+            fn()
+        stamps.append((a, clock.stamp()))
+    clock.sync()
+    samples = np.array([clock.elapsed_ms(a, b) / group for a, b in stamps], dtype=np.float64)
+    return Timing(samples, group, len(warm), warm[0], clock.name)

@@ -1,0 +1,30 @@
+"""Writes that leave either the old file or the new one, never half of one."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, flush it to disk, then os.replace it over
+    `path` (atomic on POSIX and Windows within one file system). A crash or a kill at any moment
+    leaves the previous content; the temporary file is removed if the write fails."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line and flush it to disk (for logs whose readers take complete lines only)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line.rstrip("\n") + "\n")
+        f.flush()
+        os.fsync(f.fileno())

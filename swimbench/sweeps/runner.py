@@ -1,0 +1,81 @@
+"""Runs a sweep point by point: skips what is done, records every finished point at once, turns an
+out-of-memory point into a row with status "oom" and goes on, and stops cleanly on an interrupt."""
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import torch
+
+from .spec import Point
+
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory",
+                "CUBLAS_STATUS_ALLOC_FAILED")
+
+
+def is_oom(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator's RuntimeError."""
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(err, RuntimeError) and any(m in str(err) for m in OOM_MESSAGES)
+
+
+def failure_row(point: Point, status: str, err: BaseException) -> dict:
+    from ..measure.point import identity
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return {**identity(point), "status": status, "error": text[:500]}
+
+
+def release_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclass
+class Outcome:
+    planned: int = 0
+    skipped: int = 0                     # already done (--resume)
+    measured: list[str] = field(default_factory=list)
+    oom: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def run_sweep(points: Iterable[Point], measure: Callable[[Point], object],
+              record: Callable[[Point, dict, Optional[dict]], None], done: Iterable[str] = (),
+              on_start: Callable[[Point], None] = lambda p: None,
+              on_end: Callable[[Point, dict], None] = lambda p, r: None) -> Outcome:
+    """`measure(point)` returns an object with `.row` and `.samples`; `record(point, row, samples)`
+    stores it before the next point starts. A KeyboardInterrupt ends the sweep with every recorded
+    row kept (the point in flight is not recorded); anything else fails only its own row."""
+    points = list(points)
+    done = set(done)
+    out = Outcome(planned=len(points))
+    for point in points:
+        if point.key in done:
+            out.skipped += 1
+            continue
+        on_start(point)
+        samples = None
+        try:
+            result = measure(point)
+            row, samples = result.row, result.samples
+            out.measured.append(point.key)
+        except KeyboardInterrupt:
+            out.interrupted = True
+            break
+        except Exception as err:  # noqa: BLE001  (recorded in the row, the sweep goes on)
+            if is_oom(err):
+                row = failure_row(point, "oom", err)
+                out.oom.append(point.key)
+            else:
+                row = failure_row(point, "error", err)
+                out.errors.append(point.key)
+            del err
+        finally:
+            release_memory()
+        record(point, row, samples)
+        on_end(point, row)
+    return out
