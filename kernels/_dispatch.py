@@ -2,6 +2,9 @@
 
 Under TRITON_INTERPRET=1 (set before the kernels are defined) the Triton kernels also run on CPU
 tensors through Triton's interpreter; that is how the CPU tests exercise them.
+SWIMBENCH_KERNELS=reference forces the references everywhere (debugging, and tests whose subject is
+not the kernels). It is a separate switch because Triton reads TRITON_INTERPRET once per process:
+changing it after Triton is loaded breaks interpreted kernels.
 """
 from __future__ import annotations
 
@@ -26,9 +29,13 @@ def load_fused(module: str, name: str) -> Optional[Callable]:
         return None
 
 
+def reference_forced() -> bool:
+    return os.environ.get("SWIMBENCH_KERNELS", "auto") == "reference"
+
+
 def pick(naive: Callable, module: str, name: str, like: Tensor) -> Callable:
     """The fused implementation if `like` lives where Triton runs and one exists, else the reference."""
-    if like.is_cuda or interpreting():
+    if (like.is_cuda or interpreting()) and not reference_forced():
         fused = load_fused(module, name)
         if fused is not None:
             return fused

@@ -1,0 +1,98 @@
+"""`swimbench kernels`: kernel-level benchmark of the scan and decode-step kernels, beside mamba-ssm's."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+from .errors import UsageError, bad, in_range, one_of, positive, split_ints, split_strs
+
+KERNELS = ("dense", "swimba", "separated", "dense-step", "swimba-step", "separated-step")
+DTYPES = ("bf16", "fp16", "fp32")
+OUT_SUFFIXES = (".csv", ".json")
+UNITS = ("state updates: one token advancing one sequence's whole SSM state (b*l per scan, b per step); "
+         "bytes: every input read once, every output written once (a step reads and writes its state); "
+         "copy bw: a 1 GiB device-to-device copy, bytes read plus written.")
+
+
+@app.command()
+def kernels(
+    kernel: List[str] = typer.Option(list(KERNELS), "--kernel", "-K", help="Kernels: " + ", ".join(KERNELS)),
+    batch: List[str] = typer.Option(["1", "8"], "--batch", "-b", help="Scan batch sizes, e.g. 1,8."),
+    length: List[str] = typer.Option(["8192"], "--length", "-l", help="Scan lengths, e.g. 8192,32768."),
+    step_batch: List[str] = typer.Option(["1", "128"], "--step-batch", help="Decode-step batch sizes."),
+    d_inner: int = typer.Option(4096, help="Channels per trajectory (per expert for separated)."),
+    d_state: int = typer.Option(16, help="SSM state size N (1..256)."),
+    experts: List[str] = typer.Option(["8"], "--experts", "-E", help="Expert counts for swimba and separated."),
+    top_k: int = typer.Option(2, "--top-k", "-k", help="Experts per token (Swimba's mixed streams)."),
+    dtype: str = typer.Option("bf16", help="Input dtype: " + ", ".join(DTYPES)),
+    mamba: bool = typer.Option(True, help="Also time mamba-ssm's kernels where importable."),
+    rep: int = typer.Option(100, help="Milliseconds of timed repeats per case."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the rows to FILE (.csv or .json)."),
+):
+    """Time each kernel at each shape: median time, state updates/s, bytes moved, share of copy bandwidth."""
+    kernel_list = one_of("--kernel", split_strs(kernel), KERNELS)
+    batches = [positive("--batch", b) for b in split_ints("--batch", batch)]
+    lengths = [positive("--length", n) for n in split_ints("--length", length)]
+    step_batches = [positive("--step-batch", b) for b in split_ints("--step-batch", step_batch)]
+    expert_list = [positive("--experts", e) for e in split_ints("--experts", experts)]
+    positive("--d-inner", d_inner)
+    in_range("--d-state", d_state, 1, 256)
+    positive("--top-k", top_k)
+    if top_k > min(expert_list):
+        raise bad("--top-k", top_k, f"an integer from 1 to the smallest --experts ({min(expert_list)})")
+    one_of("--dtype", [dtype], DTYPES)
+    positive("--rep", rep)
+    if out is not None and out.suffix not in OUT_SUFFIXES:
+        raise bad("--out", str(out), "a file ending in " + " or ".join(OUT_SUFFIXES))
+
+    import torch
+    if not torch.cuda.is_available():
+        raise UsageError("no CUDA GPU here: swimbench kernels times GPU kernels, run it on a machine with one")
+    import pandas as pd
+
+    from ..kernels import bench as kb
+
+    cases = []
+    for k in kernel_list:
+        Es = [1] if k.startswith("dense") else expert_list
+        shapes = [(b, 1) for b in step_batches] if k.endswith("-step") else [(b, n) for b in batches for n in lengths]
+        for E in Es:
+            for b, n in shapes:
+                cases.append(kb.Case(k, b, n, d_inner, d_state, E, min(top_k, E), dtype))
+
+    console = Console(stderr=True)
+    rows = []
+    with console.status("measuring copy bandwidth...") as status:
+        copy_bw = kb.copy_bandwidth("cuda")
+        for c in cases:
+            status.update(f"timing {c.label}")
+            for r in kb.bench(c, "cuda", copy_bw, with_mamba=mamba, rep_ms=rep):
+                rows.append(dict(r, label=c.label, copy_gbps=copy_bw / 1e9))
+    _print(rows, copy_bw, torch.cuda.get_device_name())
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df = pd.DataFrame(rows)
+        if out.suffix == ".csv":
+            df.to_csv(out, index=False)
+        else:
+            out.write_text(json.dumps(dict(device=torch.cuda.get_device_name(), copy_gbps=copy_bw / 1e9,
+                                           units=UNITS, rows=df.to_dict("records")), indent=2) + "\n")
+
+
+def _print(rows: list[dict], copy_bw: float, device: str) -> None:
+    table = Table(title=f"swimbench kernels on {device} (copy bandwidth {copy_bw / 1e9:,.0f} GB/s)", caption=UNITS,
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("case", "impl", "time", "updates/s", "MB moved", "GB/s", "of copy bw", "plan"):
+        table.add_column(name, justify="left" if name in ("case", "impl", "plan") else "right")
+    for r in rows:
+        t = f"{r['us']:,.2f} us" if r["us"] < 1e3 else f"{r['ms']:,.3f} ms"
+        table.add_row(r["label"], r["impl"], t, f"{r['state_updates_per_s']:.3g}", f"{r['bytes'] / 1e6:,.1f}",
+                      f"{r['gbps']:,.0f}", f"{r['frac_copy_bw']:.0%}", r["plan"])
+    Console().print(table)

@@ -1,0 +1,65 @@
+"""The custom ops (torch.ops.swimbench.*) run the Triton kernels under TRITON_INTERPRET=1, and the
+reference without it on CPU tensors."""
+import importlib
+
+import pytest
+import torch
+
+import swimbench.kernels as K
+from swimbench.kernels import _dispatch
+
+from ..helpers import REL_TOL, rel_err
+from .test_fused import _dense, _separated, _step_inputs, _swimba
+
+# op -> (fused module, name of the shared launcher it calls, call through the public op, reference)
+OPS = {
+    "selective_scan": ("selective_scan", "ssm_scan"),
+    "swimba_scan": ("swimba_scan", "ssm_scan"),
+    "separated_scan": ("separated_scan", "ssm_scan"),
+    "selective_state_update": ("state_update", "ssm_step"),
+    "swimba_state_update": ("state_update", "ssm_step"),
+    "separated_state_update": ("state_update", "ssm_step"),
+}
+
+
+def _call(op: str):
+    """Call the public op on fresh inputs; returns (output, a callable recomputing it with the reference)."""
+    if op.endswith("_scan"):
+        design = {"selective_scan": "dense", "swimba_scan": "swimba", "separated_scan": "separated"}[op]
+        x = {"dense": _dense(2, 23, 37, 5, torch.float32),
+             "swimba": _swimba(2, 23, 37, 5, 3, 2, torch.float32),
+             "separated": _separated(2, 23, 37, 5, 3, 2, torch.float32)}[design]
+        naive = importlib.import_module(f"swimbench.kernels.{op}.naive")
+        return getattr(K, op)(**x, delta_softplus=True), lambda: getattr(naive, f"{op}_naive")(**x, delta_softplus=True)[0]
+    design = op.split("_")[0].replace("selective", "dense")
+    x, state = _step_inputs(design, 3, 37, 5, 3, 2, torch.float32)
+    ref_state = state.clone()
+    naive = importlib.import_module("swimbench.kernels.state_update.naive")
+    return getattr(K, op)(state, **x), lambda: getattr(naive, f"{op}_naive")(ref_state, **x)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_op_routes_to_the_triton_kernel_when_interpreting(monkeypatch, op):
+    assert _dispatch.interpreting()
+    package, launcher = OPS[op]
+    fused = importlib.import_module(f"swimbench.kernels.{package}.fused")
+    calls = []
+    real = getattr(fused, launcher)
+    monkeypatch.setattr(fused, launcher, lambda *a, **k: calls.append(op) or real(*a, **k))
+    y, reference = _call(op)
+    assert calls == [op]
+    assert rel_err(y, reference()) < REL_TOL[torch.float32]
+
+
+def test_cpu_tensors_take_the_reference_without_the_interpreter(monkeypatch):
+    from swimbench.kernels.selective_scan.naive import selective_scan_naive
+    u = torch.randn(1, 3, 4)
+    picked = _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u)
+    assert picked.__name__ == "selective_scan_fused"                  # interpreter on (conftest)
+    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
+    assert _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u) is selective_scan_naive
+    # Without the interpreter, CPU tensors take the reference. Triton reads TRITON_INTERPRET once per
+    # process, so only our dispatch's view of it is changed here.
+    monkeypatch.delenv("SWIMBENCH_KERNELS")
+    monkeypatch.setattr(_dispatch, "interpreting", lambda: False)
+    assert _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u) is selective_scan_naive
