@@ -1,0 +1,218 @@
+"""`swimbench gate`: fail a change that makes a design slower, or that changes a FLOP count.
+
+Compares a latency run (absolute times, ratios to dense on the same run, memory, FLOP counts) or the
+FLOP counts of the current code with a baseline file in profiles/baselines/. Docs: docs/gate.md.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+from .errors import ClickException, UsageError, bad
+
+EXIT_REGRESSED, EXIT_BASELINE, EXIT_MACHINE = 1, 3, 4
+EXIT_HELP = ("Exit status: 0 nothing regressed; 1 a metric regressed, a FLOP count changed or a "
+             "configuration failed; 2 bad command line or unreadable RESULTS; 3 baseline missing, "
+             "unreadable or not for these results; 4 RESULTS measured on another GPU than the baseline.")
+SHOW = ("all", "changes")
+VERDICT_STYLE = {"ok": "green", "regressed": "bold red", "changed": "bold red", "failed": "bold red",
+                 "noise": "yellow", "improved": "cyan"}
+
+
+class BaselineProblem(ClickException):
+    exit_code = EXIT_BASELINE
+
+
+class MachineProblem(ClickException):
+    exit_code = EXIT_MACHINE
+
+
+def _thresholds(items: list[str]) -> dict[str, float]:
+    from ..gate.metrics import BY_NAME
+    tunable = [n for n, m in BY_NAME.items() if m.kind in ("timed", "ratio", "deterministic")]
+    allowed = "METRIC=RATIO with RATIO > 1 and METRIC one of " + ", ".join(tunable)
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            ratio = float(value)
+        except ValueError:
+            raise bad("--threshold", item, allowed) from None
+        if name not in tunable or not ratio > 1:
+            raise bad("--threshold", item, allowed)
+        out[name] = ratio
+    return out
+
+
+def _results(path: Optional[Path]):
+    """("run", Run), ("flops", the JSON of `swimbench flops`) or (None, None)."""
+    if path is None:
+        return None, None
+    from ..gate.flops import check_output
+    from ..report.runs import RunError, load_run
+    if path.is_dir():
+        try:
+            return "run", load_run(path)
+        except RunError as e:
+            raise UsageError(f"RESULTS: {e}") from None
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            check_output(data)
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise UsageError(f"RESULTS: {path} is neither a run directory nor the JSON of "
+                             f"`swimbench flops --format json` ({e})") from None
+        return "flops", data
+    raise UsageError(f"RESULTS: {path} does not exist")
+
+
+def _load_baseline(path: Path):
+    from ..gate.baseline import BaselineError, load
+    try:
+        return load(path)
+    except BaselineError as e:
+        raise BaselineProblem(str(e)) from None
+
+
+@app.command(epilog=EXIT_HELP)
+def gate(
+    results: Optional[Path] = typer.Argument(None, show_default=False, metavar="RESULTS",
+                                             help="A run directory of `swimbench latency`, or the JSON of "
+                                                  "`swimbench flops --format json`. Left out with a FLOP "
+                                                  "baseline: the FLOPs of the current code are counted."),
+    baseline: Path = typer.Option(..., "--baseline", "-b", show_default=False, metavar="FILE",
+                                  help="Baseline file: profiles/baselines/<gpu>.json (latency) or "
+                                       "profiles/baselines/flops.json."),
+    update: bool = typer.Option(False, "--update", help="Write RESULTS (or the FLOP recount) as the new "
+                                                        "baseline instead of gating."),
+    threshold: List[str] = typer.Option([], "--threshold", "-t",
+                                        help="METRIC=RATIO: flag METRIC past this now/baseline ratio. "
+                                             "Defaults 1.10 for prefill_ms, decode_us, their /dense "
+                                             "ratios and peak memory; FLOP counts must match exactly."),
+    alpha: float = typer.Option(0.01, help="Significance level of the rank test on the raw samples."),
+    show: str = typer.Option("all", help="Rows of the table: all, or changes (all but ok)."),
+):
+    """Compare results with a baseline; exit 1 when something regressed.
+
+    A metric regresses when now/baseline is past its threshold AND the difference is beyond the noise
+    (95% intervals apart, or a Mann-Whitney U test on the raw samples). FLOP counts must not change."""
+    thresholds = _thresholds(threshold)
+    if not 0 < alpha < 1:
+        raise bad("--alpha", alpha, "a number between 0 and 1")
+    if show not in SHOW:
+        raise bad("--show", show, "all or changes")
+    kind, results_data = _results(results)
+    console = Console(stderr=True)
+    if update:
+        _update(console, baseline, kind, results_data, results)
+        return
+    verdicts, label = _verdicts(console, baseline, kind, results_data, results, thresholds, alpha)
+    code = _report(verdicts, label, show)
+    if code:
+        raise typer.Exit(code)
+
+
+def _verdicts(console, path, kind, data, results, thresholds, alpha):
+    from ..gate import flops as flop_gate
+    from ..gate.baseline import MachineMismatch, check_machine
+    from ..gate.compare import STATUS, compare
+    from ..gate.metrics import FLOPS, GATED, run_rows
+    base = _load_baseline(path)
+    if base.kind == "latency":
+        if kind != "run":
+            if kind is None:
+                raise UsageError(f"RESULTS is needed: baseline {path} holds latencies; give a run "
+                                 f"directory of `swimbench latency`")
+            raise BaselineProblem(f"baseline {path} holds latencies but RESULTS {results} holds FLOP counts")
+        try:
+            check_machine(base, data)
+        except MachineMismatch as e:
+            raise MachineProblem(str(e)) from None
+        now, metrics, label = run_rows(data, GATED), GATED, f"{results} ({data.machine})"
+    else:
+        if kind == "run":
+            raise BaselineProblem(f"baseline {path} holds FLOP counts but RESULTS {results} is a latency run")
+        if kind == "flops":
+            if flop_gate.request_of(data) != base.request:
+                raise BaselineProblem(f"baseline {path} counted another configuration than RESULTS "
+                                      f"{results}: {base.request} vs {flop_gate.request_of(data)}")
+            rows, label = data["rows"], str(results)
+        else:
+            with console.status("counting FLOPs of the current code..."):
+                rows = flop_gate.recount(base.request)
+            label = "the current code's FLOP counts"
+        now, metrics = flop_gate.flop_rows(rows), FLOPS
+    verdicts = compare(base.rows, now, metrics, thresholds, alpha)
+    if not any(v.metric is not STATUS for v in verdicts):
+        raise BaselineProblem(f"baseline {path} shares no comparable configuration with {label}")
+    return verdicts, f"{label} vs baseline {path}"
+
+
+def _report(verdicts, label: str, show: str) -> int:
+    from ..gate.compare import STATUS
+    table = Table(title=f"swimbench gate: {label}", box=box.SIMPLE_HEAD, title_justify="left")
+    for c in ("configuration", "metric", "baseline", "now", "ratio", "limit", "evidence", "verdict"):
+        table.add_column(c, justify="right" if c in ("baseline", "now", "ratio", "limit") else "left",
+                         no_wrap=c in ("configuration", "verdict"))
+    for v in verdicts:
+        if show == "changes" and v.verdict == "ok":
+            continue
+        exact = v.metric.kind == "exact"
+        table.add_row(v.key, v.metric.label if v.metric is not STATUS else "",
+                      _num(v.base, exact), _num(v.now, exact),
+                      "" if v.ratio is None else f"{v.ratio:.3f}",
+                      "" if v.limit is None else f"{v.limit:.2f}",
+                      v.evidence, f"[{VERDICT_STYLE.get(v.verdict, 'dim')}]{v.verdict}[/]")
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=180)            # CI logs get the whole table, not an 80-column squeeze
+    if table.row_count:
+        out.print(table)
+    counts = {}
+    for v in verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    failed = sum(v.failed for v in verdicts)
+    words = ", ".join(f"{n} {k}" for k, n in counts.items())
+    out.print(("[bold red]FAIL[/]" if failed else "[bold green]PASS[/]") + f": {words}")
+    return EXIT_REGRESSED if failed else 0
+
+
+def _num(e, exact: bool) -> str:
+    if e is None:
+        return ""
+    return f"{e.value:,.0f}" if exact and float(e.value).is_integer() else f"{e.value:.4g}"
+
+
+def _update(console, path: Path, kind, data, results) -> None:
+    from ..gate import flops as flop_gate
+    from ..gate.baseline import flops_doc, latency_doc, write
+    if kind == "run":
+        if data.meta.get("status") != "complete":
+            console.print(f"[yellow]note:[/] run status is {data.meta.get('status')!r}; only its measured "
+                          f"configurations go into the baseline")
+        doc = latency_doc(data)
+    elif kind == "flops":
+        doc = flops_doc(data["rows"], flop_gate.request_of(data), "swimbench flops --format json")
+    else:
+        if not path.is_file():
+            raise BaselineProblem(f"--update without RESULTS recounts an existing FLOP baseline, and {path} "
+                                  f"does not exist: write one with `swimbench flops --format json -o F` and "
+                                  f"`swimbench gate F --baseline {path} --update`")
+        base = _load_baseline(path)
+        if base.kind != "flops":
+            raise UsageError(f"RESULTS is needed: baseline {path} holds latencies; give the run directory "
+                             f"to take them from")
+        with console.status("counting FLOPs of the current code..."):
+            rows = flop_gate.recount(base.request)
+        doc = flops_doc(rows, base.request, "swimbench gate --update (a recount)")
+    write(path, doc)
+    ok = sum(r["status"] == "ok" for r in doc["rows"].values())
+    where = f" measured on {doc.get('gpu') or doc.get('device')}" if doc["kind"] == "latency" else ""
+    console.print(f"wrote {doc['kind']} baseline {path}: {ok} configurations{where}")

@@ -1,0 +1,49 @@
+"""`swimbench report`: figures (PNG and SVG) and a markdown summary of one or more latency runs, with a
+side-by-side comparison of each run against the first. Docs: docs/report.md."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from . import app
+from .errors import UsageError, bad
+
+
+@app.command()
+def report(
+    runs: List[Path] = typer.Argument(..., help="Run directories written by `swimbench latency`; "
+                                                "with two or more, each is compared with the first.",
+                                      show_default=False, metavar="RUN..."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", show_default="RUN/report of the first run",
+                                       help="Where the figures and summary.md go."),
+    peak_tflops: Optional[float] = typer.Option(None, show_default="from the run's metadata; on an H100 790",
+                                                help="Compute ceiling of the figures, TFLOP/s."),
+    peak_gbps: Optional[float] = typer.Option(None, show_default="from the run's metadata; on an H100 3000",
+                                              help="Memory-bandwidth ceiling of the figures, GB/s."),
+):
+    """Figures and a markdown summary of latency runs, and a comparison of runs.
+
+    Scaling with experts, batch and sequence length, energy and power, achieved TFLOP/s and bandwidth
+    against the device's ceilings, the data of every figure and the environment of every run."""
+    for flag, v in (("--peak-tflops", peak_tflops), ("--peak-gbps", peak_gbps)):
+        if v is not None and not v > 0:
+            raise bad(flag, v, "a number > 0")
+    from ..report.render import load_runs, render
+    from ..report.runs import RunError
+    try:
+        loaded = load_runs(runs)
+    except RunError as e:
+        raise UsageError(str(e)) from None
+    out = out if out is not None else Path(runs[0]) / "report"
+    if out.exists() and not out.is_dir():
+        raise bad("--out", str(out), "a directory")
+    console = Console(stderr=True)
+    with console.status("drawing figures..."):
+        result = render(loaded, out, peak_tflops, peak_gbps)
+    for run, title, why in result.skipped:
+        console.print(f"[yellow]skipped[/] {run}: {title}: {why}")
+    pngs = sum(p.suffix == ".png" for p in result.files)
+    console.print(f"wrote {pngs} figures (PNG and SVG) and {result.summary}")

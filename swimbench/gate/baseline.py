@@ -1,0 +1,154 @@
+"""Baseline files of the gate, one per GPU model in profiles/baselines/ (h100.json, ...), and one of
+FLOP counts (flops.json) that any machine can check.
+
+    {"swimbench_baseline": 1, "kind": "latency" | "flops", "created": ..., "source": {...},
+     "device": "cuda", "gpu": "NVIDIA H100 80GB HBM3",          # latency: where it was measured
+     "request": {...},                                         # flops: what `swimbench flops` counted
+     "rows": {key: {"identity": {...}, "status": "ok",
+                    "metrics": {name: {"value": v, "ci_lo": lo, "ci_hi": hi, "samples": [...]}}}}}
+
+A latency baseline keeps at most SAMPLES_KEPT raw samples per metric (a random subset: the rank test
+stays valid, the file stays small); ratios to dense are derived on loading, as for a run. A plain
+`swimbench flops --format json` output is also accepted as a FLOP baseline.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..results import atomic_write_text
+from . import flops as flop_gate
+from .metrics import GATED, Row, plain, run_rows, with_ratios
+from .statistics import Estimate
+
+SCHEMA = 1
+SAMPLES_KEPT = 256
+REPO_BASELINES = Path(__file__).resolve().parents[2] / "profiles" / "baselines"
+
+
+class BaselineError(ValueError):
+    """A baseline that is missing, unreadable or not of the kind the results need (one line)."""
+
+
+class MachineMismatch(ValueError):
+    """Results measured on another GPU (or device) than the baseline (one line)."""
+
+
+@dataclass
+class Baseline:
+    path: Path
+    kind: str                   # "latency" or "flops"
+    rows: dict                  # key -> metrics.Row
+    device: Optional[str] = None
+    gpu: Optional[str] = None
+    request: Optional[dict] = None
+    source: Optional[dict] = None
+
+    @property
+    def machine(self) -> str:
+        return self.gpu or str(self.device or "any machine")
+
+
+def load(path: Path) -> Baseline:
+    path = Path(path)
+    if not path.is_file():
+        raise BaselineError(f"baseline {path} does not exist (write one with --update; see docs/gate.md)")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BaselineError(f"baseline {path} is not readable JSON ({e})") from None
+    try:
+        if isinstance(doc, dict) and "swimbench_baseline" not in doc and "convention" in doc:
+            flop_gate.check_output(doc)            # a plain `swimbench flops --format json`
+            return Baseline(path, "flops", flop_gate.flop_rows(doc["rows"]),
+                            request=flop_gate.request_of(doc))
+        if not isinstance(doc, dict) or doc.get("swimbench_baseline") != SCHEMA:
+            raise ValueError(f"no \"swimbench_baseline\": {SCHEMA} field")
+        rows = {k: _row(k, r) for k, r in doc["rows"].items()}
+        if doc["kind"] == "latency":
+            return Baseline(path, "latency", with_ratios(rows, GATED), doc["device"], doc.get("gpu"),
+                            source=doc.get("source"))
+        if doc["kind"] == "flops":
+            return Baseline(path, "flops", rows, request=doc["request"], source=doc.get("source"))
+        raise ValueError(f"unknown kind {doc['kind']!r}")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        raise BaselineError(f"baseline {path} is not a swimbench baseline: {what}") from None
+
+
+def _row(key: str, r: dict) -> Row:
+    values = {}
+    for name, m in r["metrics"].items():
+        samples = m.get("samples")
+        values[name] = Estimate(float(m["value"]), m.get("ci_lo"), m.get("ci_hi"),
+                                None if samples is None else np.asarray(samples, dtype=float))
+    return Row(key, dict(r["identity"]), r["status"], values)
+
+
+def _row_doc(row: Row, rng: np.random.Generator) -> dict:
+    metrics = {}
+    for name, e in row.values.items():
+        if "/" in name:                            # ratios to dense: derived again on loading
+            continue
+        m = {"value": e.value, "ci_lo": e.lo, "ci_hi": e.hi}
+        if e.samples is not None:
+            s = e.samples
+            if s.size > SAMPLES_KEPT:
+                s = s[np.sort(rng.choice(s.size, SAMPLES_KEPT, replace=False))]
+            m["samples"] = [float(f"{v:.6g}") for v in s]
+        metrics[name] = {k: v for k, v in m.items() if v is not None}
+    return {"identity": row.identity, "status": row.status, "metrics": metrics}
+
+
+def latency_doc(run) -> dict:
+    """A baseline of every configuration of a run (`swimbench.report.runs.Run`)."""
+    rng = np.random.default_rng(0)
+    rows = run_rows(run, GATED)
+    env = run.env
+    return {"swimbench_baseline": SCHEMA, "kind": "latency", "created": _now(),
+            "source": {"run": str(run.path), "command": env.get("command"), "git": env.get("git"),
+                       "profile": (run.meta.get("profile") or {}).get("name"),
+                       "versions": env.get("versions")},
+            "device": run.device, "gpu": run.gpu,
+            "rows": {k: _row_doc(r, rng) for k, r in rows.items()}}
+
+
+def flops_doc(rows: list[dict], request: dict, source: str) -> dict:
+    """A FLOP baseline of `swimbench flops` rows counted for `request` by the code at this commit."""
+    from ..measure.env import git_state
+    return {"swimbench_baseline": SCHEMA, "kind": "flops", "created": _now(),
+            "source": {"from": source, "git": git_state()},
+            "request": request,
+            "rows": {k: {"identity": r.identity, "status": "ok",
+                         "metrics": {n: {"value": plain(e.value)} for n, e in r.values.items()}}
+                     for k, r in flop_gate.flop_rows(rows).items()}}
+
+
+def write(path: Path, doc: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, dumps(doc))
+
+
+def dumps(doc: dict) -> str:
+    """JSON with one line per configuration, so that a baseline's diff reads row by row."""
+    head = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items() if k != "rows"]
+    rows = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in doc["rows"].items()]
+    return "{\n" + ",\n".join(head + [' "rows": {\n' + ",\n".join(rows) + "\n }"]) + "\n}\n"
+
+
+def check_machine(baseline: Baseline, run) -> None:
+    """Absolute times only compare on the same GPU model: anything else is refused."""
+    if (baseline.device, baseline.gpu) != (run.device, run.gpu):
+        raise MachineMismatch(f"{run.path} was measured on {run.machine} but baseline {baseline.path} "
+                              f"is for {baseline.machine}: gate against that GPU's baseline "
+                              f"(profiles/baselines/) or write one with --update")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

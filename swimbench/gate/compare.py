@@ -1,0 +1,83 @@
+"""Verdicts of the gate: each metric of each configuration, baseline against now.
+
+A timed metric (or a ratio to dense) regresses only when both hold: now/baseline is past the metric's
+threshold, and the difference is beyond the noise (`statistics.evidence`). Past the threshold without
+evidence it is "noise" and passes: a noisy machine does not fail the gate. A deterministic metric
+(memory) regresses past its threshold; an exact one (a FLOP count) on any change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional
+
+from .metrics import Metric, Row
+from .statistics import Estimate, evidence
+
+STATUS = Metric("status", "status", "exact")       # verdicts about a whole configuration
+FAILING = ("regressed", "changed", "failed")
+PASSING = ("ok", "improved", "noise", "new", "not measured", "other config")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    key: str
+    metric: Metric
+    base: Optional[Estimate]
+    now: Optional[Estimate]
+    limit: Optional[float]
+    verdict: str
+    evidence: str = ""
+
+    @property
+    def ratio(self) -> Optional[float]:
+        if self.base is None or self.now is None or self.base.value == 0:
+            return None
+        return self.now.value / self.base.value
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILING
+
+
+def compare(base: Mapping[str, Row], now: Mapping[str, Row], metrics: Iterable[Metric],
+            thresholds: Mapping[str, float], alpha: float) -> list[Verdict]:
+    metrics = tuple(metrics)
+    out: list[Verdict] = []
+    for key, b in base.items():
+        n = now.get(key)
+        if n is None:
+            out.append(Verdict(key, STATUS, None, None, None, "not measured", "absent from the results"))
+        elif b.status == "ok" and n.status != "ok":
+            out.append(Verdict(key, STATUS, None, None, None, "failed", f"status {n.status}"))
+        elif b.status != "ok" or b.config() != n.config():
+            why = f"baseline status {b.status}" if b.status != "ok" else _differs(b.config(), n.config())
+            out.append(Verdict(key, STATUS, None, None, None, "other config", why))
+        else:
+            out += [_metric(key, m, b.values.get(m.name), n.values.get(m.name),
+                            thresholds.get(m.name, m.threshold), alpha)
+                    for m in metrics if m.name in b.values]
+    out += [Verdict(key, STATUS, None, None, None, "new", "not in the baseline") for key in now
+            if key not in base]
+    return out
+
+
+def _differs(a: dict, b: dict) -> str:
+    return "; ".join(f"{k} {a.get(k)} -> {b.get(k)}" for k in a if a.get(k) != b.get(k))
+
+
+def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: float, alpha: float) -> Verdict:
+    if n is None:
+        return Verdict(key, m, b, None, limit, "not measured", "missing from the results")
+    if m.kind == "exact":
+        return Verdict(key, m, b, n, None, "ok" if n.value == b.value else "changed", "exact")
+    ratio = n.value / b.value if b.value else float("inf")
+    if m.kind == "deterministic":
+        verdict = "regressed" if ratio > limit else "improved" if ratio < 1 / limit else "ok"
+        return Verdict(key, m, b, n, limit, verdict, "deterministic")
+    if ratio > limit:
+        ev = evidence(b, n, alpha, "greater")
+        return Verdict(key, m, b, n, limit, "regressed" if ev.significant else "noise", ev.how)
+    if ratio < 1 / limit:
+        ev = evidence(b, n, alpha, "less")
+        return Verdict(key, m, b, n, limit, "improved" if ev.significant else "ok", ev.how)
+    return Verdict(key, m, b, n, limit, "ok", "within the limit")

@@ -1,0 +1,261 @@
+"""The figures of a run, each with the table of what it draws, or the reason it was skipped.
+
+Every builder takes a `runs.Run` (and the ceilings) and returns a `Drawn`; none fails on missing data:
+a figure whose data the run lacks (energy on a CPU, a batch sweep of one value) is skipped with why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..sweeps.spec import COMPARATOR
+from . import plotting as P
+from .ceilings import Ceiling, Ceilings
+
+MOE_EXCLUDED = ("dense", COMPARATOR)
+
+
+@dataclass
+class Drawn:
+    name: str                               # file stem
+    title: str
+    caption: str = ""
+    data: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fig: Optional[Figure] = None
+    skipped: Optional[str] = None
+    files: list = field(default_factory=list)   # where it was saved (PNG, SVG)
+
+
+def _moe(df: pd.DataFrame) -> pd.DataFrame:
+    return df[~df["variant"].isin(MOE_EXCLUDED)]
+
+
+def _table(df: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """The drawn rows with readable headers: {header: column name or function of the frame}."""
+    out = pd.DataFrame(index=df.index)
+    for header, col in columns.items():
+        out[header] = col(df) if callable(col) else df[col]
+    return out.reset_index(drop=True)
+
+
+IDENT = {"variant": "variant", "E": "experts", "k": "top_k", "seq": "seq", "batch": "batch",
+         "layers": "layers"}
+
+
+def _decode_caption(df: pd.DataFrame) -> str:
+    modes = set(df["decode_mode"].dropna())
+    if modes == {"graph"}:
+        return "Decode steps replayed from a CUDA graph."
+    if modes == {"eager"}:
+        return ("Decode steps timed eagerly: these include Python launch overhead and say little about "
+                "the design.")
+    return f"Decode modes: {', '.join(sorted(modes))}."
+
+
+def _vs_experts(run, name: str, title: str, panels: list[tuple], caption: str, table: dict,
+                by=P.SLICE, rows: Optional[pd.DataFrame] = None) -> Drawn:
+    """Metrics (rows of panels) against the number of experts, one column of panels per slice `by`;
+    MoE variants as lines, dense and the comparator as horizontal reference lines.
+    panels: (column, ci_lo, ci_hi, y label, scale, per-second unit or None); table: the columns of
+    the data table (see _table)."""
+    ok = run.ok if rows is None else rows
+    ok = ok[ok[panels[0][0]].notna()]
+    if _moe(ok).empty:
+        return Drawn(name, title, skipped="no mixture-of-experts rows with these measurements")
+    slices = list(ok.groupby(list(by), sort=True))
+    fig, axes = P.grid(title, len(slices), len(panels))
+    for j, (values, sl) in enumerate(slices):
+        for i, (col, lo, hi, ylabel, scale, unit) in enumerate(panels):
+            ax = axes[i][j]
+            P.lines(ax, _moe(sl), "experts", col, lo, hi, scale)
+            P.references(ax, sl, col, lo, hi, scale)
+            P.y_axis(ax, ok[col] * scale, unit)
+            P.pow2_axis(ax, _moe(ok)["experts"], "experts E")
+            ax.set_ylabel(ylabel)
+            ax.set_title(P.slice_title(**dict(zip(by, values))), fontsize=10)
+    return Drawn(name, title, caption, data=_table(ok, {**IDENT, **table}), fig=P.finish(fig))
+
+
+def prefill_vs_experts(run, ceilings: Ceilings) -> Drawn:
+    ok = run.ok.copy()
+    tokens = ok["seq"] * ok["batch"]
+    ok["tps_lo"], ok["tps_hi"] = tokens / ok["prefill_ms_ci_hi"] * 1e3, tokens / ok["prefill_ms_ci_lo"] * 1e3
+    return _vs_experts(run, "prefill_vs_experts", "Prefill: latency and throughput vs number of experts",
+                       [("prefill_ms", "prefill_ms_ci_lo", "prefill_ms_ci_hi", "prefill latency (ms)", 1, None),
+                        ("prefill_tokens_per_s", "tps_lo", "tps_hi", "throughput (tokens/s)", 1, "tok/s")],
+                       "One forward over (batch, seq); median with its 95% bootstrap interval (error bars; "
+                       "band on the reference lines). All variants FLOP-matched to dense.",
+                       {"median ms": "prefill_ms", "CI lo ms": "prefill_ms_ci_lo",
+                        "CI hi ms": "prefill_ms_ci_hi", "samples": "prefill_samples",
+                        "tokens/s": "prefill_tokens_per_s"}, rows=ok)
+
+
+def decode_vs_experts(run, ceilings: Ceilings) -> Drawn:
+    ok = run.ok[run.ok["decode_us"].notna()]
+    ok = ok.sort_values("seq").drop_duplicates(["variant", "experts", "top_k", "batch", "layers"])
+    return _vs_experts(run, "decode_vs_experts", "Decode: latency per token step vs number of experts",
+                       [("decode_us", "decode_us_ci_lo", "decode_us_ci_hi", "decode latency (µs per step)", 1,
+                         None)],
+                       "One decode step (one new token per sequence) with its cache; median and 95% "
+                       "interval. Decode does not depend on the prefill length: rows of the shortest seq are "
+                       "shown. " + _decode_caption(ok),
+                       {"mode": "decode_mode", "median µs": "decode_us", "CI lo µs": "decode_us_ci_lo",
+                        "CI hi µs": "decode_us_ci_hi", "tokens/s": "decode_tokens_per_s"},
+                       by=("batch", "layers"), rows=ok)
+
+
+def _vs_axis(run, name: str, title: str, x: str, xlabel: str, panels: list[tuple], fixed: tuple,
+             caption: str) -> Drawn:
+    """Metrics against `x` (batch or seq), one column of panels per expert count; every variant a
+    line, dense in each panel; the axes in `fixed` held at their smallest value."""
+    ok = run.ok[run.ok[panels[0][0]].notna()]
+    if ok[x].nunique() < 2:
+        got = ", ".join(map(str, sorted(ok[x].unique()))) or "none"
+        return Drawn(name, title, skipped=f"the run measured one {x} ({got}); sweep several to draw it")
+    held = {f: ok[f].min() for f in fixed}
+    for f, v in held.items():
+        ok = ok[ok[f] == v]
+    refs = ok[ok["variant"].isin(MOE_EXCLUDED)]
+    experts = sorted(_moe(ok)["experts"].unique()) or [1]
+    fig, axes = P.grid(f"{title} ({P.slice_title(**held)})", len(experts), len(panels))
+    shown = []
+    for j, E in enumerate(experts):
+        sl = pd.concat([refs, _moe(ok)[_moe(ok)["experts"] == E]])
+        shown.append(sl)
+        for i, (col, lo, hi, ylabel, unit) in enumerate(panels):
+            ax = axes[i][j]
+            P.lines(ax, sl, x, col, lo, hi)
+            P.y_axis(ax, ok[col], unit)
+            P.pow2_axis(ax, ok[x], xlabel)
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"E = {E} experts" if len(_moe(ok)) else "dense", fontsize=10)
+    data = pd.concat(shown).drop_duplicates("key").sort_values(["variant", "experts", "top_k", x])
+    d = Drawn(name, title, caption, fig=P.finish(fig))
+    d.data = _table(data, {**IDENT, **{p[3]: p[0] for p in panels}})
+    return d
+
+
+def decode_vs_batch(run, ceilings: Ceilings) -> Drawn:
+    return _vs_axis(run, "decode_vs_batch", "Decode vs batch", "batch", "batch (sequences)",
+                    [("decode_us", "decode_us_ci_lo", "decode_us_ci_hi", "decode latency (µs per step)",
+                      None),
+                     ("decode_tokens_per_s", None, None, "decode throughput (tokens/s)", "tok/s")],
+                    ("seq", "layers"), "Latency of one decode step and the tokens per second it gives "
+                    "at each batch; median and 95% interval. " + _decode_caption(run.ok))
+
+
+def throughput_vs_seq(run, ceilings: Ceilings) -> Drawn:
+    return _vs_axis(run, "throughput_vs_seq", "Prefill throughput vs sequence length", "seq",
+                    "sequence length (tokens)",
+                    [("prefill_tokens_per_s", None, None, "prefill throughput (tokens/s)", "tok/s")],
+                    ("batch", "layers"), "Tokens per second of one forward over (batch, seq), from "
+                    "the median latency.")
+
+
+def energy_vs_experts(run, ceilings: Ceilings) -> Drawn:
+    name, title = "energy_vs_experts", "Energy per token vs number of experts"
+    ok = run.ok.copy()
+    if ok["prefill_j_per_token"].isna().all() and ok["decode_j_per_token"].isna().all():
+        why = next((n for n in run.notes() if "energy" in n), "the results have no energy columns")
+        return Drawn(name, title, skipped=f"no energy measured: {why}")
+    for phase in ("prefill", "decode"):
+        ok[f"{phase}_mj"] = ok[f"{phase}_j_per_token"] * 1e3
+    sources = ", ".join(sorted(set(ok["energy_source"].dropna()))) or "unknown"
+    return _vs_experts(run, name, title,
+                       [("prefill_mj", None, None, "prefill energy (mJ/token)", 1, None),
+                        ("decode_mj", None, None, "decode energy (mJ/token)", 1, None)],
+                       f"Joules per token over a window of at least one second of back-to-back calls; "
+                       f"source: {sources}.",
+                       {"prefill mJ/token": "prefill_mj", "prefill W": "prefill_mean_w",
+                        "decode mJ/token": "decode_mj", "decode W": "decode_mean_w", "source": "energy_source"},
+                       rows=ok)
+
+
+def power_trace(run, ceilings: Ceilings) -> Drawn:
+    name, title = "power_trace", "GPU power over the run"
+    trace = run.power()
+    if trace is None:
+        why = next((n for n in run.notes() if "energy" in n), "no NVML on this run")
+        return Drawn(name, title, skipped=f"no power trace ({why})")
+    t = trace["unix_time"] - trace["unix_time"].iloc[0]
+    label = trace["label"].fillna("idle").astype(str)
+    variant = label.str.split("/").str[0]
+    phase = label.str.rsplit("/", n=1).str[-1].where(label != "idle", "idle")
+    fig = Figure(figsize=(12, 4.2), layout="constrained", dpi=110)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    ax = fig.subplots()
+    # Shade what ran: one span per stretch of samples with the same label.
+    starts = (label != label.shift()).to_numpy().nonzero()[0].tolist() + [len(label)]
+    for a, b in zip(starts, starts[1:]):
+        if label.iloc[a] != "idle":
+            ax.axvspan(t.iloc[a], t.iloc[min(b, len(t) - 1)], color=P.color(variant.iloc[a]), alpha=0.15,
+                       lw=0, label=f"{variant.iloc[a]} running")
+    ax.plot(t, trace["power_w"], color="black", lw=1.0, label="power (NVML, 1 s average)")
+    if "instant_w" in trace and trace["instant_w"].notna().any():
+        ax.plot(t, trace["instant_w"], color="tab:red", lw=0.6, alpha=0.7, label="power (NVML instant)")
+    ax.set_xlabel("time since the first sample (s)")
+    ax.set_ylabel("power (W)")
+    ax.set_ylim(bottom=0)
+    summary = (pd.DataFrame({"variant": variant, "phase": phase, "dt": t.diff().fillna(0),
+                             "power_w": trace["power_w"]})
+               .groupby(["variant", "phase"], sort=False)
+               .agg(samples=("power_w", "size"), seconds=("dt", "sum"), mean_W=("power_w", "mean"),
+                    max_W=("power_w", "max"))
+               .reset_index())
+    return Drawn(name, title, "Power sampled by a background thread while the run measured; shaded: "
+                 "what was running. The 1 s average lags changes of load. Table: per variant and phase.",
+                 data=summary, fig=P.finish(fig))
+
+
+def _ceiling_line(ax, c: Optional[Ceiling], unit: str) -> None:
+    """The ceiling as a red line, its value and where it came from written on it."""
+    if c is None:
+        ax.text(0.02, 0.97, "no ceiling known for this device (--peak-tflops, --peak-gbps)",
+                transform=ax.transAxes, fontsize=8, va="top", color="tab:red")
+        return
+    ax.axhline(c.value, color="tab:red", lw=1.6, label="device ceiling")
+    ax.set_ylim(top=c.value * 3)
+    ax.text(0.02, c.value * 1.12, f"{c.value:,.0f} {unit}: {c.source}", transform=ax.get_yaxis_transform(),
+            fontsize=8, va="bottom", color="tab:red")
+
+
+def achieved_vs_ceilings(run, ceilings: Ceilings) -> Drawn:
+    name, title = "achieved_vs_ceilings", "Achieved TFLOP/s and bandwidth vs the device's ceilings"
+    ok = run.ok[run.ok["prefill_tflops"].notna()]
+    if _moe(ok).empty:
+        return Drawn(name, title, skipped="no mixture-of-experts rows measured")
+    # One slice: the one with most rows (ties: the longest seq), which is the paper's comparison.
+    sizes = ok.groupby(list(P.SLICE)).size().reset_index(name="n").sort_values(["n", "seq"])
+    pick = dict(zip(P.SLICE, sizes.iloc[-1][list(P.SLICE)]))
+    sl = ok[(ok[list(P.SLICE)] == pd.Series(pick)).all(axis=1)]
+    fig, axes = P.grid(f"{title} ({P.slice_title(**pick)})", 2, 2)
+    for i, phase in enumerate(("prefill", "decode")):
+        for j, (col, unit, c) in enumerate(((f"{phase}_tflops", "TFLOP/s", ceilings.tflops),
+                                            (f"{phase}_gbps", "GB/s", ceilings.gbps))):
+            ax = axes[j][i]
+            P.y_axis(ax, sl[col], log=True)
+            P.lines(ax, _moe(sl), "experts", col)
+            P.references(ax, sl, col)
+            _ceiling_line(ax, c, unit)
+            P.pow2_axis(ax, _moe(sl)["experts"], "experts E")
+            ax.set_ylabel(f"achieved {unit}")
+            ax.set_title(f"{phase}: {'compute' if j == 0 else 'memory traffic'}", fontsize=10)
+    frac = {}
+    for col, c in (("prefill_tflops", ceilings.tflops), ("decode_tflops", ceilings.tflops),
+                   ("prefill_gbps", ceilings.gbps), ("decode_gbps", ceilings.gbps)):
+        frac[col] = col
+        if c is not None:
+            frac[f"{col} % of ceiling"] = (lambda df, col=col, v=c.value: df[col] / v * 100)
+    data = _table(sl, {**IDENT, **frac})
+    sources = "; ".join(f"{w}: {c.source}" for w, c in (("TFLOP/s", ceilings.tflops), ("GB/s", ceilings.gbps))
+                        if c is not None) or "none known"
+    caption = ("FLOPs from the analytic count; bytes are the fewest a call must move (weights once, "
+               f"input and output once, the decode cache read and written). Ceilings: {sources}.")
+    return Drawn(name, title, caption, data=data, fig=P.finish(fig))
+
+
+FIGURES: tuple[Callable, ...] = (prefill_vs_experts, decode_vs_experts, decode_vs_batch, throughput_vs_seq,
+                                 energy_vs_experts, power_trace, achieved_vs_ceilings)

@@ -1,0 +1,148 @@
+"""Matplotlib helpers the figures share: a colour per variant, a line style per top-k, powers of two on
+log axes, one legend per figure, and saving as PNG and SVG. Figures are matplotlib.figure.Figure
+objects made without pyplot, so nothing needs a display or keeps figures alive after saving."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, FuncFormatter, NullLocator, ScalarFormatter
+
+from ..sweeps.spec import COMPARATOR
+
+COLORS = {"dense": "black", "swimba": "tab:blue", "separated": "tab:orange", "moe_mamba": "tab:purple",
+          "rom": "tab:brown", COMPARATOR: "tab:green"}
+SPARE_COLORS = ("tab:pink", "tab:olive", "tab:cyan", "tab:red")
+K_STYLES = {1: ("-", "o"), 2: ("--", "s"), 4: (":", "^")}
+REFERENCES = ("dense", COMPARATOR)            # drawn as horizontal lines against the expert axis
+SLICE = ("seq", "batch", "layers")
+MAX_COLUMNS = 4
+
+
+def color(variant: str) -> str:
+    """A fixed colour per variant, so that every figure of every report agrees."""
+    if variant not in COLORS:
+        COLORS[variant] = SPARE_COLORS[(len(COLORS) - 6) % len(SPARE_COLORS)]
+    return COLORS[variant]
+
+
+def label(variant: str, top_k) -> str:
+    return variant if variant in REFERENCES else f"{variant} k={int(top_k)}"
+
+
+def slice_title(seq=None, batch=None, layers=None) -> str:
+    parts = [] if seq is None else [f"seq {int(seq):,}"]
+    parts += [] if batch is None else [f"batch {int(batch)}"]
+    parts += [] if layers is None else [f"{int(layers)} layer" + ("s" if layers != 1 else "")]
+    return ", ".join(parts)
+
+
+def grid(title: str, n_panels: int, n_metrics: int = 1, width: float = 5.0, height: float = 3.6):
+    """A figure with one block of panels per metric (rows), each block wrapped at MAX_COLUMNS;
+    returns (figure, axes[metric][panel])."""
+    cols = min(n_panels, MAX_COLUMNS)
+    block = math.ceil(n_panels / cols)
+    # At least 8 inches wide, so that a lone panel still has room for the legend and the title.
+    fig = Figure(figsize=(max(width * cols, 8.0), height * block * n_metrics + 0.9), layout="constrained",
+                 dpi=110)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    axes = fig.subplots(block * n_metrics, cols, squeeze=False)
+    out = []
+    for m in range(n_metrics):
+        panels = [axes[m * block + i // cols][i % cols] for i in range(n_panels)]
+        for i in range(n_panels, block * cols):
+            axes[m * block + i // cols][i % cols].set_visible(False)
+        out.append(panels)
+    return fig, out
+
+
+def lines(ax, df: pd.DataFrame, x: str, y: str, lo: Optional[str] = None, hi: Optional[str] = None,
+          scale: float = 1.0) -> None:
+    """One line per (variant, top_k), points marked, the 95% interval as error bars."""
+    for (variant, k), g in df.groupby(["variant", "top_k"], sort=False):
+        g = g.sort_values(x)
+        style, marker = K_STYLES.get(int(k), ("-.", "D"))
+        yerr = None
+        if lo and hi and g[lo].notna().all():
+            yerr = np.vstack([(g[y] - g[lo]) * scale, (g[hi] - g[y]) * scale])
+        ax.errorbar(g[x], g[y] * scale, yerr=yerr, color=color(variant), ls=style, marker=marker,
+                    ms=5, lw=1.6, capsize=3, label=label(variant, k))
+
+
+def references(ax, df: pd.DataFrame, y: str, lo: Optional[str] = None, hi: Optional[str] = None,
+               scale: float = 1.0) -> None:
+    """Dense (and the mamba-ssm comparator) as horizontal lines, the interval as a band."""
+    for variant in REFERENCES:
+        r = df[df["variant"] == variant]
+        if r.empty or pd.isna(r[y].iloc[0]):
+            continue
+        r = r.iloc[0]
+        ax.axhline(r[y] * scale, color=color(variant), ls=(0, (6, 3)), lw=1.4,
+                   label=f"{variant} (reference)")
+        if lo and hi and not pd.isna(r[lo]):
+            ax.axhspan(r[lo] * scale, r[hi] * scale, color=color(variant), alpha=0.12, lw=0)
+
+
+def pow2_axis(ax, values, axis_label: str) -> None:
+    """A log2 axis with a tick at each measured value, written as a plain number."""
+    values = sorted({int(v) for v in values})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(values)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(axis_label)
+
+
+def y_axis(ax, values, unit: Optional[str] = None, log: Optional[bool] = None, span: float = 5.0) -> None:
+    """Scale and tick labels of a y axis. Log where asked, or by default where the values span more
+    than `span` times (so that one variant far above the others does not flatten them, and ratios
+    read as equal distances). `unit` labels ticks with SI prefixes (2 M tok/s); else plain numbers.
+    On a log axis minor ticks get labels (2, 3, 5 times a power of ten) only when the axis spans less
+    than about a decade and a half, where major ticks alone may be one or none."""
+    fmt = EngFormatter(unit=unit, sep=" ") if unit else FuncFormatter(lambda v, _: f"{v:g}")
+    if log is None:
+        v = pd.Series(values, dtype=float).dropna()
+        v = v[v > 0]
+        log = bool(len(v)) and v.max() / v.min() > span
+    if not log:
+        if unit:
+            ax.yaxis.set_major_formatter(fmt)
+        return
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(fmt)
+
+    def minor(v, pos):
+        lo, hi = ax.get_ylim()
+        mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
+        return fmt(v, pos) if hi / lo < 30 and mantissa in (2, 3, 5) else ""
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+    ax.tick_params(axis="y", which="minor", labelsize=8)
+
+
+def finish(fig: Figure) -> Figure:
+    """One legend for the whole figure, below it, each label once, in as many columns as fit."""
+    seen = {}
+    for ax in fig.axes:
+        ax.grid(True, which="major", alpha=0.3)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    if seen:
+        # A legend entry at font size 9 takes about 0.07 in per character plus 0.7 in of handle.
+        entry_in = 0.7 + 0.07 * max(len(lab) for lab in seen)
+        ncols = max(1, min(len(seen), int(fig.get_figwidth() // entry_in)))
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=ncols,
+                   frameon=False, fontsize=9)
+    return fig
+
+
+def save(fig: Figure, folder: Path, name: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=110)
+    fig.set_layout_engine("none")         # laid out by the first save: the SVG keeps that layout
+    fig.savefig(paths[1])
+    return paths

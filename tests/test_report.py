@@ -1,0 +1,118 @@
+"""`swimbench report`: every figure of a synthetic GPU run, graceful skips on a CPU run, a two-run
+comparison whose significance calls follow the data, and one-line errors."""
+import pytest
+from matplotlib.image import imread
+
+from swimbench.report.ceilings import H100_GBPS, H100_TFLOPS, resolve
+from swimbench.report.compare import comparison
+from swimbench.report.figures import FIGURES
+from swimbench.report.runs import load_run
+from swimbench.sweeps.spec import Sweep
+
+from .test_report_synthetic import H100, SWEEP, cli, lognormal, make_run, rng_for
+
+NAMES = [f.__name__ for f in FIGURES]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_figure(folder, name):
+    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+    assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 20_000, name
+    height, width = imread(png).shape[:2]
+    assert width >= 800 and height >= 350, name
+    assert "<svg" in svg.read_text()[:2000], name
+
+
+@pytest.fixture(scope="module")
+def gpu_run(tmp_path_factory):
+    rng = rng_for("report")
+    return make_run(tmp_path_factory.mktemp("report"), lognormal(rng), rng=rng, name="base",
+                    comparator=True).path
+
+
+def test_every_figure_of_a_gpu_run(gpu_run, tmp_path, capsys):
+    code, _, err = cli(["report", gpu_run, "--out", tmp_path], capsys)
+    assert code == 0 and "skipped" not in err
+    folder = tmp_path / gpu_run.name
+    for name in NAMES:
+        assert_figure(folder, name)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Skipped" not in summary and "### Environment" in summary and H100 in summary
+    for name in NAMES:
+        assert f"]({gpu_run.name}/{name}.png)" in summary
+    # Each figure's data as a table: the prefill table has a row per configuration.
+    assert summary.count("| swimba ") >= sum(p.variant == "swimba" for p in SWEEP.points())
+    assert " median ms |" in summary and "% of ceiling |" in summary and " mean_W |" in summary
+    assert "H100 default, not measured" in summary
+    assert "| mamba_ssm " in summary             # the comparator's rows are drawn and tabled
+
+
+def test_a_cpu_run_skips_what_it_lacks_and_says_why(tmp_path, capsys):
+    rng = rng_for("report-cpu")
+    sweep = Sweep(d_model=64, variants=("dense", "swimba", "separated"), experts=(2, 4), top_k=(1,),
+                  seq=(64, 128), batch=(1,))
+    oom = next(p.key for p in sweep.points() if p.variant == "separated")
+    run = make_run(tmp_path, lognormal(rng), rng=rng, gpu=None, sweep=sweep, name="cpu", oom=(oom,))
+    out = tmp_path / "report"
+    code, _, err = cli(["report", run.path, "--out", out], capsys)
+    assert code == 0
+    drawn = {"prefill_vs_experts", "decode_vs_experts", "throughput_vs_seq", "achieved_vs_ceilings"}
+    for name in drawn:
+        assert_figure(out / run.path.name, name)
+    for name in set(NAMES) - drawn:
+        assert not (out / run.path.name / f"{name}.png").exists()
+    summary = (out / "summary.md").read_text()
+    assert "*Skipped: no energy measured: energy columns empty: device=cpu" in summary
+    assert "*Skipped: no power trace" in summary and "*Skipped: the run measured one batch (1)" in summary
+    assert "no ceiling known" in summary or "none known" in summary
+    assert err.count("skipped") == 3
+    assert "Configurations without a measurement" in summary and f"| {oom} " in summary
+
+
+def test_two_runs_side_by_side(tmp_path, capsys):
+    rng = rng_for("report-two")
+    sweep = Sweep(d_model=128, variants=("dense", "swimba", "separated"), experts=(2, 4), top_k=(1, 2),
+                  seq=(512,), batch=(1,))
+    base = make_run(tmp_path, lognormal(rng), rng=rng, sweep=sweep, name="base").path
+    slow = make_run(tmp_path, lognormal(rng, slow={"swimba": 1.2}), rng=rng, sweep=sweep, name="slow").path
+    runs = (base, slow)
+    code, _, _ = cli(["report", base, slow, "--out", tmp_path / "report"], capsys)
+    assert code == 0
+    out = tmp_path / "report"
+    assert_figure(out, f"compare-{slow.name}-vs-{base.name}")
+    for run in runs:
+        assert (out / run.name / "prefill_vs_experts.png").is_file()
+    summary = (out / "summary.md").read_text()
+    assert f"## Comparison: `{slow.name}` (B) vs `{base.name}` (A)" in summary
+    assert "geometric mean B / A |" in summary and "### prefill (ms)" in summary
+    # The significance calls follow the data: Swimba 20% slower, significantly; dense unchanged.
+    frame = comparison(load_run(base), load_run(slow))
+    prefill = frame[frame["metric"] == "prefill (ms)"]
+    swimba = prefill[prefill["configuration"].str.startswith("swimba/")]
+    dense = prefill[prefill["configuration"].str.startswith("dense/")]
+    assert len(swimba) == sum(p.variant == "swimba" for p in sweep.points())
+    assert (swimba["significant"] == "yes").all() and swimba["B / A"].between(1.1, 1.3).all()
+    assert dense["B / A"].between(0.95, 1.05).all()
+
+
+def test_ceilings_come_from_flags_then_metadata_then_h100_defaults():
+    rng = rng_for("ceilings")
+    measured = {"tflops": float(rng.uniform(100, 900)), "gbps": float(rng.uniform(500, 4000)),
+                "source": "probe"}
+    c = resolve({"ceilings": measured}, H100)
+    assert (c.tflops.value, c.gbps.value) == (measured["tflops"], measured["gbps"])
+    assert "probe" in c.tflops.source
+    flag = float(rng.uniform(1, 100))
+    c = resolve({"ceilings": measured}, H100, tflops=flag)
+    assert c.tflops.value == flag and c.gbps.value == measured["gbps"]
+    c = resolve({}, H100)
+    assert (c.tflops.value, c.gbps.value) == (H100_TFLOPS, H100_GBPS) and "not measured" in c.gbps.source
+    assert resolve({}, "NVIDIA A100-SXM4-80GB").tflops is None and resolve({}, None).gbps is None
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for args in (["report", tmp_path / "empty"], ["report", tmp_path / "nowhere"],
+                 ["report", tmp_path / "empty", "--peak-tflops", "-1"]):
+        code, _, err = cli(args, capsys)
+        assert code == 2 and err.startswith("swimbench: error: ") and err.strip().count("\n") == 0
