@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU acceptance of `swimbench latency` in one device call (docs/latency.md, docs/performance-latency.md).
+# The GPU acceptance of `swimbench latency` in one device call (docs/latency.md, docs/performance.md).
 # Run from the repository root with the device wheels in .whl/; everything lands under $OUT (<= 8 files):
 #   log.txt  checks.json  compare.json  a/<run>/{results.csv,metadata.json,samples.jsonl,power.csv}
 #   b/<run>/results.csv  (the second run of the dense row, for the 3% repeatability check)

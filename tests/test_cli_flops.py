@@ -21,7 +21,7 @@ def run(args, capsys):
 
 @pytest.fixture(autouse=True)
 def _reference_ops(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
 
 
 def test_json_rows_and_breakdown(capsys, tmp_path):

@@ -16,7 +16,7 @@ MATMUL_OPS = ("linear", "matmul", "bmm", "mm", "addmm", "einsum", "conv", "group
 @pytest.fixture(autouse=True)
 def _reference_ops(monkeypatch):
     # Counting does not depend on which implementation runs; the reference is the fastest on a CPU.
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
 
 
 @pytest.fixture(scope="module")

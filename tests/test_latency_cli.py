@@ -17,7 +17,7 @@ from swimbench.measure import workload
 # Tiny layers and budgets: every configuration takes a few tens of milliseconds on the CPU.
 SIZE = ["--d-model", "16", "--d-state", "4", "--seq", "8", "-k", "1", "--budget", "0.005",
         "--min-reps", "3", "--warmup", "1", "--dtype", "fp32"]
-TINY = SIZE + ["-E", "2,4", "--batch", "1"]
+TINY = SIZE + ["-E", "2,4", "--batch", "1", "-v", "dense,swimba,separated"]
 KEYS = ["dense/E1/k1/seq8/b1/L1", "swimba/E2/k1/seq8/b1/L1", "swimba/E4/k1/seq8/b1/L1",
         "separated/E2/k1/seq8/b1/L1", "separated/E4/k1/seq8/b1/L1"]
 ON_GPU = torch.cuda.is_available()
@@ -27,7 +27,7 @@ ON_GPU = torch.cuda.is_available()
 def _reference_scans(monkeypatch):
     # These tests are about the measurement pipeline: the reference scans are faster on the CPU than
     # the Triton interpreter, which tests/kernels exercises.
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
 
 
 def run(capsys, *args):
@@ -134,7 +134,7 @@ def test_interrupt_keeps_rows_and_resume_measures_only_the_missing(tmp_path, cap
 
 
 def test_kill_and_resume_measures_only_what_is_missing(tmp_path):
-    env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SWIMBENCH_KERNELS": "reference", "PYTHONUNBUFFERED": "1"}
     # ~0.25 s a configuration, so the kill lands mid-sweep.
     args = [sys.executable, "-m", "swimbench", "latency", *TINY, "--budget", "0.1", "--device", "cpu",
             "--out", str(tmp_path)]
@@ -244,3 +244,16 @@ def test_resume_refuses_a_different_sweep(tmp_path, capsys):
     code, _, err = run(capsys, "--resume", str(run_dir(tmp_path)), "--seq", "16")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "--seq" in lines[0] and "resumed" in lines[0]
+
+
+@pytest.mark.parametrize("routing", ["balanced", "skewed"])
+def test_moe_mamba_and_rom_rows_with_chosen_routing(tmp_path, capsys, routing):
+    code, _, err = run(capsys, *SIZE, "-E", "4", "-k", "1,2", "-v", "moe_mamba,rom", "--routing", routing,
+                       "--capacity-factor", "1.5", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 0, err
+    df = rows(run_dir(tmp_path))
+    assert list(df["key"]) == [f"{v}/E4/k{k}/seq8/b1/L1" for v in ("moe_mamba", "rom") for k in (1, 2)]
+    assert set(df["status"]) == {"ok"} and set(df["routing"]) == {routing}
+    assert (df["prefill_ms"] > 0).all() and (df["decode_us"] > 0).all()
+    code, _, err = run(capsys, *SIZE, "--routing", "random", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 2 and "--routing" in err and "balanced, skewed" in err

@@ -1,15 +1,17 @@
 """Sweep expansion and the TOML profiles of `swimbench latency`."""
 import pytest
 
+from swimbench.config import VARIANTS
 from swimbench.sweeps import MeasureSettings, ProfileError, Sweep, load_profile
 from swimbench.sweeps.profiles import available, parse_profile
 
 
-def test_shipped_profiles_parse_and_cover_the_three_designs():
+def test_shipped_profiles_parse_and_cover_every_design():
     assert {"default", "cpu"} <= set(available())
     for name in ("default", "cpu"):
         p = load_profile(name)
-        assert set(p.sweep.variants) == {"dense", "swimba", "separated"} and len(p.sweep.experts) >= 3
+        assert set(p.sweep.variants) == set(VARIANTS) and len(p.sweep.experts) >= 3
+        assert p.sweep.routing == "balanced"
         assert p.sweep.match is True and p.description
     gpu = load_profile("default")
     assert gpu.measure.decode == "graph" and gpu.measure.energy and gpu.measure.energy_window_s >= 1.0

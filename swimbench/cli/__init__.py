@@ -17,6 +17,9 @@ def _root():
 
 
 from . import flops as _flops  # noqa: E402,F401  (registers the command)
+from . import kernels as _kernels  # noqa: E402,F401
+from . import report as _report  # noqa: E402,F401
+from . import gate as _gate  # noqa: E402,F401
 from . import latency as _latency  # noqa: E402,F401
 
 

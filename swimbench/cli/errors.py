@@ -36,3 +36,19 @@ def one_of(flag: str, values: Iterable[str], allowed: Sequence[str]) -> list[str
             raise bad(flag, v, "one of " + ", ".join(allowed))
         out.append(v)
     return out
+
+
+def split_ints(flag: str, values) -> list[int]:
+    """Integers from repeated flags or comma/space-separated lists."""
+    out = []
+    for v in split_strs(values):
+        try:
+            out.append(int(v))
+        except ValueError:
+            raise bad(flag, v, "integers, e.g. 1,2,4,8") from None
+    return out
+
+
+def split_strs(values) -> list[str]:
+    """Words from repeated flags or comma/space-separated lists."""
+    return [v for item in values for v in str(item).replace(",", " ").split()]

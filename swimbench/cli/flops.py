@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..config import VARIANTS, Reference
 from . import app
-from .errors import bad, in_range, one_of, positive
+from .errors import bad, in_range, one_of, positive, split_ints, split_strs
 
 FORMATS = ("table", "csv", "json")
 PHASES = ("prefill", "decode")
@@ -78,8 +78,8 @@ def flops(
     """FLOPs per token of each design, FLOP-matched to the dense Mamba layer."""
     from ..flops.table import FlopsRequest, rows   # heavy imports only once the input is valid
 
-    experts = _split_ints("--experts", experts)
-    variants = _split_strs(variants)
+    experts = split_ints("--experts", experts)
+    variants = split_strs(variants)
     _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
            capacity_factor, ffn_mult)
     ref = Reference(d_model, expand, d_state, d_conv)
@@ -103,20 +103,6 @@ def flops(
     if abs(worst["mismatch_pct"]) > MATCH_TOLERANCE_PCT:
         console.print(f"warning: {worst['variant']} E={worst['experts']} is {worst['mismatch_pct']:+.2f}% "
                       f"off dense at d_inner {worst['d_inner']}; a smaller --align matches closer")
-
-
-def _split_ints(flag: str, values) -> list[int]:
-    out = []
-    for v in _split_strs(values):
-        try:
-            out.append(int(v))
-        except ValueError:
-            raise bad(flag, v, "integers, e.g. 1,2,4,8") from None
-    return out
-
-
-def _split_strs(values) -> list[str]:
-    return [v for item in values for v in str(item).replace(",", " ").split()]
 
 
 def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:

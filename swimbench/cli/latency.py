@@ -23,8 +23,7 @@ from rich.table import Table
 from ..config import VARIANTS
 from ..sweeps.spec import COMPARATOR, DTYPES, MeasureSettings, Sweep, problem
 from . import app
-from .errors import UsageError, bad
-from .flops import _split_ints, _split_strs
+from .errors import UsageError, bad, split_ints, split_strs
 
 # option name (the function parameter) -> the field of Sweep or MeasureSettings it sets
 FIELDS = {
@@ -33,7 +32,8 @@ FIELDS = {
     "d_conv": "d_conv", "dtype": "dtype", "match": "match", "mamba_ssm": "comparator",
     "budget": "budget_s", "min_reps": "min_reps", "warmup": "warmup_reps", "flush_l2": "flush_l2",
     "decode": "decode", "energy": "energy", "energy_window": "energy_window_s",
-    "power_interval": "power_interval_ms", "seed": "seed",
+    "power_interval": "power_interval_ms", "seed": "seed", "routing": "routing",
+    "capacity_factor": "capacity_factor", "ffn_mult": "ffn_mult",
 }
 LISTS = ("variants", "experts", "top_k", "seq", "batch", "layers")
 # Flags that only mean something on a CUDA GPU, with the value that asks for the GPU feature.
@@ -77,10 +77,10 @@ def _overrides(ctx: typer.Context) -> dict[str, tuple[str, object]]:
             continue
         flag, value = _flag(ctx, name), ctx.params[name]
         if name in LISTS:
-            value = tuple(_split_strs(value) if name == "variants" else _split_ints(flag, value))
+            value = tuple(split_strs(value) if name == "variants" else split_ints(flag, value))
         elif name == "mamba_ssm":
             value = "on" if value else "off"
-        elif name in ("budget", "energy_window", "power_interval"):
+        elif name in ("budget", "energy_window", "power_interval", "capacity_factor"):
             value = float(value)
         field = FIELDS[name]
         allowed = problem(field, value)
@@ -175,6 +175,11 @@ def latency(
                                                              "per energy figure."),
     power_interval: Optional[float] = typer.Option(None, help="Power-trace sampling interval, ms (GPU)."),
     seed: Optional[int] = typer.Option(None, help="Seed of the weights and inputs."),
+    routing: Optional[str] = typer.Option(None, help="Expert choice of routed variants: balanced "
+                                                     "(equal load), skewed (power law) or learned "
+                                                     "(the untrained router's top-k)."),
+    capacity_factor: Optional[float] = typer.Option(None, help="MoE-Mamba: expert capacity factor."),
+    ffn_mult: Optional[int] = typer.Option(None, help="MoE-Mamba: expert FFN width / d_inner."),
     device: str = typer.Option("auto", help="auto, cuda, cuda:N or cpu."),
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Parent of the run directory."),
     name: Optional[str] = typer.Option(None, help="Run directory suffix [default: the profile name]."),

@@ -22,6 +22,10 @@ class MoEMamba(nn.Module):
         self.ffn = SwitchFFN(cfg.d_model, cfg.d_ff, cfg.experts, cfg.top_k, cfg.capacity_factor,
                              cfg.routing, device=device, dtype=dtype)
 
+    def expert_parameters(self):
+        """The stacks indexed by expert that tokens are dispatched to."""
+        return [self.ffn.w1, self.ffn.w2]
+
     def allocate_cache(self, batch: int) -> Cache:
         return self.mamba.allocate_cache(batch)
 

@@ -25,6 +25,10 @@ class RoutingMamba(DenseMamba):
         self.in_w = nn.Parameter(torch.empty(E, D, 2 * Di, **factory).uniform_(-D ** -0.5, D ** -0.5))
         self.out_w = nn.Parameter(torch.empty(E, Di, D, **factory).uniform_(-Di ** -0.5, Di ** -0.5))
 
+    def expert_parameters(self):
+        """The stacks indexed by expert that tokens are dispatched to."""
+        return [self.in_w, self.out_w]
+
     def project_in(self, x: Tensor):
         lead = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1])

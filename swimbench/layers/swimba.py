@@ -20,6 +20,10 @@ class Swimba(TokenMixer):
         self.A_log = nn.Parameter(init_A_log(Di, N, device))
         self.D = nn.Parameter(torch.ones(Di, device=device))
 
+    def expert_parameters(self):
+        """The stacks indexed by expert that tokens are dispatched to."""
+        return list(self.experts.parameters())
+
     def core(self, xc, z, return_state):
         b, l, Di = xc.shape
         gates, idx = self.router(xc)

@@ -85,7 +85,7 @@ class PointMeasurer:
         flops_decode = sizing.decode_flops_per_token * point.layers
         row = {**identity(point), "status": "ok", "device": dev.type, "d_model": cfg.d_model,
                "d_inner": cfg.d_inner, "d_state": cfg.d_state, "d_conv": cfg.d_conv,
-               "dtype": self.sweep.dtype, "matched": self.sweep.match,
+               "dtype": self.sweep.dtype, "matched": self.sweep.match, "routing": self.sweep.routing,
                "flops_per_token": flops_prefill, "flops_mismatch_pct": sizing.mismatch_pct,
                "params_total": sizing.params_total * point.layers,
                "params_active": sizing.params_active * point.layers,

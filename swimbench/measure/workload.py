@@ -12,7 +12,7 @@ from torch import Tensor
 from ..config import LayerConfig
 from ..flops.analytic import flops_per_token, params
 from ..flops.sizing import match
-from ..kernels._dispatch import interpreting, load_fused
+from ..kernels._dispatch import interpreting, load_fused, reference_forced
 from ..layers import build_layer
 from ..sweeps.spec import COMPARATOR, Point, Sweep
 
@@ -38,7 +38,7 @@ def scan_impl(variant: str, device) -> str:
     cuda = torch.device(device).type == "cuda"
 
     def one(module, name):
-        if (cuda or interpreting()) and load_fused(module, name) is not None:
+        if (cuda or interpreting()) and not reference_forced() and load_fused(module, name) is not None:
             return "triton" if cuda else "triton-interpreter"
         return "reference"
     pre, dec = (one(*m) for m in _FUSED.get(variant, _FUSED["dense"]))
@@ -100,16 +100,20 @@ class Sizing:
     params_active: int
 
 
+def _options(sweep: Sweep) -> dict:
+    return {"routing": sweep.routing, "capacity_factor": sweep.capacity_factor, "ffn_mult": sweep.ffn_mult}
+
+
 def size(point: Point, sweep: Sweep) -> Sizing:
     """The layer of a point: FLOP-matched to the dense reference (prefill), or at expand * d_model."""
     ref = sweep.reference()
     variant = "dense" if point.variant == COMPARATOR else point.variant
     if sweep.match:
-        s = match(variant, ref, point.experts, point.top_k, "prefill", sweep.align)
+        s = match(variant, ref, point.experts, point.top_k, "prefill", sweep.align, **_options(sweep))
         cfg, mismatch, (total, active) = s.cfg, s.mismatch_pct, (s.params_total, s.params_active)
     else:
         cfg = LayerConfig(variant, sweep.d_model, sweep.expand * sweep.d_model, sweep.d_state,
-                          sweep.d_conv, experts=point.experts, top_k=point.top_k)
+                          sweep.d_conv, experts=point.experts, top_k=point.top_k, **_options(sweep))
         dense = flops_per_token(ref.dense(), "prefill")
         mismatch = 100.0 * (flops_per_token(cfg, "prefill") - dense) / dense
         total, active = params(cfg)
@@ -134,12 +138,12 @@ def nbytes(obj) -> int:
 
 
 def weight_bytes(layer: nn.Module, tokens: int) -> int:
-    """Weights one call must read: all of them, except Swimba's experts that no token can choose
-    (at most tokens * k distinct experts are used)."""
+    """Weights one call must read: all of them, except the routed experts no token can choose (at
+    most tokens * k distinct experts are used; layers that dispatch name their expert stacks)."""
     total = nbytes(list(layer.parameters()))
     cfg: Optional[LayerConfig] = getattr(layer, "cfg", None)
-    if cfg is not None and cfg.variant == "swimba":
-        per_expert = nbytes(list(layer.experts.parameters())) / cfg.experts
+    if cfg is not None and hasattr(layer, "expert_parameters"):
+        per_expert = nbytes(layer.expert_parameters()) / cfg.experts
         unused = max(0, cfg.experts - tokens * cfg.top_k)
         total -= int(unused * per_expert)
     return total

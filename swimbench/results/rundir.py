@@ -23,7 +23,7 @@ COLUMNS = [
     # identity and status
     "key", "status", "error", "device", "variant", "experts", "top_k", "seq", "batch", "layers",
     # the layer as built
-    "d_model", "d_inner", "d_state", "d_conv", "dtype", "matched", "flops_per_token",
+    "d_model", "d_inner", "d_state", "d_conv", "dtype", "matched", "routing", "flops_per_token",
     "flops_mismatch_pct", "params_total", "params_active", "scan_impl",
     # prefill: one forward over (batch, seq)
     "prefill_ms", "prefill_ms_p10", "prefill_ms_p90", "prefill_ms_ci_lo", "prefill_ms_ci_hi",

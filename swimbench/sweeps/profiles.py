@@ -1,9 +1,10 @@
 """Named sweep profiles: small TOML files in profiles/ (read with tomllib).
 
     description = "what the profile is for"
-    [model]    d_model, expand, d_state, d_conv, dtype          # the dense reference
+    [model]    d_model, expand, d_state, d_conv, dtype,         # the dense reference,
+               capacity_factor, ffn_mult                         # and MoE-Mamba's FFN
     [sweep]    variants, experts, top_k, seq, batch, layers,     # the axes (lists)
-               match, align, comparator
+               match, align, comparator, routing
     [measure]  budget_s, min_reps, warmup_reps, warmup_s, flush_l2, decode, decode_sample_s,
                energy, energy_window_s, power_interval_ms, seed
 
@@ -26,8 +27,9 @@ from .spec import MeasureSettings, Sweep, problem
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 SECTIONS = {
-    "model": ("d_model", "expand", "d_state", "d_conv", "dtype"),
-    "sweep": ("variants", "experts", "top_k", "seq", "batch", "layers", "match", "align", "comparator"),
+    "model": ("d_model", "expand", "d_state", "d_conv", "dtype", "capacity_factor", "ffn_mult"),
+    "sweep": ("variants", "experts", "top_k", "seq", "batch", "layers", "match", "align", "comparator",
+              "routing"),
     "measure": tuple(f.name for f in fields(MeasureSettings)),
 }
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional
 
-from ..config import VARIANTS, Reference
+from ..config import ROUTINGS, VARIANTS, Reference
 
 DTYPES = ("bf16", "fp16", "fp32")
 DECODE_MODES = ("graph", "eager")
 COMPARATOR_MODES = ("auto", "on", "off")
 COMPARATOR = "mamba_ssm"            # the variant name of mamba-ssm's own Mamba layer rows
-DESIGNS = ("dense", "swimba", "separated")   # the three designs the default sweep compares
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Sweep:
     d_conv: int = _REF.d_conv
     dtype: str = "bf16"
     # the axes
-    variants: tuple[str, ...] = DESIGNS      # any of config.VARIANTS
+    variants: tuple[str, ...] = VARIANTS     # any of config.VARIANTS
     experts: tuple[int, ...] = (2, 4, 8, 16)
     top_k: tuple[int, ...] = (1, 2)
     seq: tuple[int, ...] = (2048,)
@@ -56,6 +55,9 @@ class Sweep:
     match: bool = True             # FLOP-match every variant to dense (prefill); False: expand*d_model
     align: int = 8
     comparator: str = "auto"       # mamba-ssm's Mamba as a comparator row: auto, on, off
+    routing: str = "balanced"      # how routed variants choose experts (docs/layers.md)
+    capacity_factor: float = 1.25  # MoE-Mamba's Switch FFN capacity
+    ffn_mult: int = 1              # MoE-Mamba's expert FFN width, in units of d_inner
 
     def __post_init__(self):
         for f in ("variants", "experts", "top_k", "seq", "batch", "layers"):   # a repeat is one row
@@ -160,7 +162,8 @@ RULES = {
     "variants": ((lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(x in VARIANTS for x in v)),
                  "a non-empty list of " + ", ".join(VARIANTS)),
     "experts": _ints(1), "top_k": _ints(1), "seq": _ints(1), "batch": _ints(1), "layers": _ints(1),
-    "match": _bool(), "comparator": _choice(COMPARATOR_MODES),
+    "match": _bool(), "comparator": _choice(COMPARATOR_MODES), "routing": _choice(ROUTINGS),
+    "capacity_factor": _num(0, strict=True), "ffn_mult": _int(1),
     "budget_s": _num(0, strict=True), "min_reps": _int(1), "warmup_reps": _int(1), "warmup_s": _num(0),
     "flush_l2": _bool(), "decode": _choice(DECODE_MODES), "decode_sample_s": _num(0),
     "energy": _bool(), "energy_window_s": _num(1.0), "power_interval_ms": _num(1.0), "seed": _int(0),
