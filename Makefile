@@ -9,7 +9,7 @@ TORCH_CPU ?= torch==2.13.0
 # mamba-ssm, our reference and comparator, builds on a CPU machine only this way (shared/wheels).
 MAMBA     ?= mamba-ssm==2.3.2.post1
 
-.PHONY: install run flops test clean
+.PHONY: install run flops test gate clean
 
 install: $(VENV)/.installed
 
@@ -23,13 +23,16 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 run: install
-	$(BIN)/swimbench flops
+	$(BIN)/swimbench latency
 
 flops: install
 	$(BIN)/swimbench flops
 
 test: install
 	$(BIN)/python -m pytest -q
+
+gate: install
+	$(BIN)/swimbench gate --baseline profiles/baselines/flops.json --show changes
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -33,6 +33,12 @@ def gate_macs(tokens: int, d: int, gated: bool) -> int:
     return tokens * d if gated else 0
 
 
+def combine_op_macs(gates_shape, values_shape) -> int:
+    """swimbench::combine: one multiply-add per token, expert and output element."""
+    T, k, N = (int(s) for s in values_shape)
+    return T * k * N
+
+
 def _tokens(shape, trailing: int) -> int:
     t = 1
     for s in shape[: len(shape) - trailing]:

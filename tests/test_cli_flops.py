@@ -19,11 +19,6 @@ def run(args, capsys):
     return e.value.code, out.out, out.err
 
 
-@pytest.fixture(autouse=True)
-def _reference_ops(monkeypatch):
-    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
-
-
 def test_json_rows_and_breakdown(capsys, tmp_path):
     out_file = tmp_path / "sub" / "flops.json"
     code, out, _ = run(["flops", *SMALL, "--format", "json", "--out", str(out_file)], capsys)

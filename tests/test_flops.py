@@ -13,12 +13,6 @@ DEFAULT_EXPERTS = (1, 2, 4, 8, 16, 32, 64)
 MATMUL_OPS = ("linear", "matmul", "bmm", "mm", "addmm", "einsum", "conv", "grouped", "swimbench")
 
 
-@pytest.fixture(autouse=True)
-def _reference_ops(monkeypatch):
-    # Counting does not depend on which implementation runs; the reference is the fastest on a CPU.
-    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
-
-
 @pytest.fixture(scope="module")
 def default_table():
     req = FlopsRequest(Reference(), DEFAULT_EXPERTS, 1, VARIANTS, seq=8, batch=2, match="prefill", align=8)

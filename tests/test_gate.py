@@ -25,12 +25,6 @@ def one_line_error(err: str) -> bool:
     return err.startswith("swimbench: error: ") and err.strip().count("\n") == 0 and "Traceback" not in err
 
 
-@pytest.fixture
-def _reference_ops(monkeypatch):
-    """FLOPs are counted faster through the layers' reference ops than Triton's interpreter."""
-    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A baseline written by `swimbench gate --update` from a run of 40 samples per row at 3% noise."""
@@ -157,7 +151,7 @@ def test_bad_or_missing_baseline_exit_3(base, tmp_path, capsys, content):
     assert code == 3 and one_line_error(err) and str(path) in err and out == ""
 
 
-def test_baseline_of_the_other_kind_exit_3_and_bad_flags_exit_2(base, tmp_path, capsys, _reference_ops):
+def test_baseline_of_the_other_kind_exit_3_and_bad_flags_exit_2(base, tmp_path, capsys):
     folder, baseline = base
     run = next(p for p in folder.iterdir() if p.name.endswith("-base"))
     flops = tmp_path / "flops.json"
@@ -184,7 +178,7 @@ def test_baseline_keeps_the_samples_and_identity(base):
 
 
 # --- the FLOP gate ------------------------------------------------------------------------------------
-def test_flop_gate_passes_on_this_code_and_fails_on_a_changed_count(tmp_path, capsys, _reference_ops):
+def test_flop_gate_passes_on_this_code_and_fails_on_a_changed_count(tmp_path, capsys):
     flops = tmp_path / "flops.json"
     assert main_code(["flops", *SMALL_FLOPS, "--format", "json", "--out", flops]) == 0
     baseline = tmp_path / "baselines" / "flops.json"

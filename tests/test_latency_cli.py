@@ -23,13 +23,6 @@ KEYS = ["dense/E1/k1/seq8/b1/L1", "swimba/E2/k1/seq8/b1/L1", "swimba/E4/k1/seq8/
 ON_GPU = torch.cuda.is_available()
 
 
-@pytest.fixture(autouse=True)
-def _reference_scans(monkeypatch):
-    # These tests are about the measurement pipeline: the reference scans are faster on the CPU than
-    # the Triton interpreter, which tests/kernels exercises.
-    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
-
-
 def run(capsys, *args):
     with pytest.raises(SystemExit) as e:
         main(["latency", *args])

@@ -71,8 +71,11 @@ def test_dense_matches_mamba_ssm(mamba_reference_path, dtype):
             assert rel_err(cache.ssm, ssm) < 1e-5
 
 
+@pytest.mark.parametrize("kernels", ["reference", "triton"])
 @pytest.mark.parametrize("variant,E,k", MOE)
-def test_decode_reproduces_prefill(variant, E, k):
+def test_decode_reproduces_prefill(variant, E, k, kernels, monkeypatch):
+    # With "triton" the layer runs the fused kernels (interpreted here), prefill and decode alike.
+    monkeypatch.setenv("SWIMBENCH_KERNELS", "auto" if kernels == "triton" else "reference")
     layer = _randomise(build_layer(_cfg(variant, E, k)))
     x = torch.randn(2, 13, SMALL["d_model"])
     with torch.no_grad():
@@ -115,7 +118,7 @@ def test_one_expert_equals_dense(variant):
 
 
 @pytest.mark.parametrize("E,k", [(3, 3), (5, 2)])
-def test_linearity_relation(E, k):
+def test_linearity_relation(E, k, triton_ops):
     """Experts that differ only in B, gates acting on the input: E separated trajectories driven by
     g_e * u sum to the one Swimba trajectory driven by B = sum_e g_e B^e (docs/layers.md)."""
     b, l, d, n = 2, 19, 21, 6
@@ -137,7 +140,7 @@ def test_linearity_relation(E, k):
     assert rel_err(swimba, separated) < 1e-5
 
 
-@pytest.mark.parametrize("l,kernels", [(3000, "reference"), (300, "auto")])
+@pytest.mark.parametrize("l,kernels", [(3000, "reference"), (300, "auto")])   # auto: the Triton kernel
 def test_swimba_state_bounded(monkeypatch, l, kernels):
     """Mixed delta is a convex combination of softplus outputs, so delta >= 0, the decay lies in
     (0, 1], and |h| <= sup|B u| * (1/|A| + max delta) for every channel and state. Long sequences

@@ -39,8 +39,13 @@ def _separated(u, A, D, z, **_):
     return opf.separated_scan_macs(u, A, D is not None, z is not None)
 
 
+def _combine(gates, values, **_):
+    return opf.combine_op_macs(gates, values)
+
+
 # name -> (formula, positions of the arguments it reads), positions as in the op schemas.
 _OPS = {
+    "combine": (_combine, dict(gates=0, values=1)),
     "selective_scan": (_scan, dict(u=0, A=2, D=5, z=6)),
     "swimba_scan": (_swimba, dict(u=0, dt=1, A=2, D=7, z=8)),
     "separated_scan": (_separated, dict(u=0, A=2, D=6, z=7)),

@@ -11,6 +11,11 @@ from swimbench.kernels import _dispatch
 from ..helpers import REL_TOL, rel_err
 from .test_fused import _dense, _separated, _step_inputs, _swimba
 
+@pytest.fixture(autouse=True)
+def _through_the_ops(triton_ops):
+    """These tests are about the ops' dispatch to the Triton kernels."""
+
+
 # op -> (fused module, name of the shared launcher it calls, call through the public op, reference)
 OPS = {
     "selective_scan": ("selective_scan", "ssm_scan"),
@@ -63,3 +68,14 @@ def test_cpu_tensors_take_the_reference_without_the_interpreter(monkeypatch):
     monkeypatch.delenv("SWIMBENCH_KERNELS")
     monkeypatch.setattr(_dispatch, "interpreting", lambda: False)
     assert _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u) is selective_scan_naive
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("k", [1, 3])
+def test_combine_op_is_the_gate_weighted_sum(dtype, k):
+    gates = torch.softmax(torch.randn(37, k), -1)
+    values = torch.randn(37, k, 45).to(dtype)
+    out = K.combine(gates, values)
+    ref = sum(gates[:, j:j + 1].double() * values[:, j].double() for j in range(k))
+    assert out.dtype == dtype and out.shape == (37, 45)
+    assert rel_err(out, ref) < REL_TOL[dtype]
