@@ -70,12 +70,15 @@ def test_cpu_tensors_take_the_reference_without_the_interpreter(monkeypatch):
     assert _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u) is selective_scan_naive
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("k", [1, 3])
-def test_combine_op_is_the_gate_weighted_sum(dtype, k):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("k,N", [(1, 45), (3, 1100), (2, 7)])
+def test_combine_kernel_and_op_are_the_gate_weighted_sum(dtype, k, N):
+    from swimbench.kernels.combine.fused import combine_fused
     gates = torch.softmax(torch.randn(37, k), -1)
-    values = torch.randn(37, k, 45).to(dtype)
-    out = K.combine(gates, values)
+    values = torch.randn(37, k, N).to(dtype)
     ref = sum(gates[:, j:j + 1].double() * values[:, j].double() for j in range(k))
-    assert out.dtype == dtype and out.shape == (37, 45)
+    out = torch.full((37, N), float("nan"), dtype=dtype)          # poisoned: every element written
+    combine_fused(gates, values, out=out)
     assert rel_err(out, ref) < REL_TOL[dtype]
+    via_op = K.combine(gates, values)                            # through the op: the same kernel
+    assert via_op.dtype == dtype and torch.equal(via_op, out)
