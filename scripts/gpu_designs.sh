@@ -9,8 +9,6 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 . scripts/device_env.sh || exit 1
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv
-date -u +"%Y-%m-%dT%H:%M:%SZ"
 
 echo "== layer checks: decode vs prefill, CUDA-graph steps, dense vs mamba-ssm (bf16, D=2048)"
 timeout -s INT "${LAYERS_S:-150}" python3 scripts/gpu_layers.py

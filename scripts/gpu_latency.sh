@@ -9,8 +9,6 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 . scripts/device_env.sh || exit 1
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv
-date -u +"%Y-%m-%dT%H:%M:%SZ"
 python3 -c "import torch, triton, swimbench.kernels as k; from swimbench.measure.workload import scan_impl as s
 print('torch', torch.__version__, 'triton', triton.__version__, 'scans:', {v: s(v, 'cuda') for v in ('dense', 'swimba', 'separated')})"
 
