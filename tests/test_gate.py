@@ -215,3 +215,18 @@ def test_committed_flop_baseline_agrees_with_the_analytic_counts():
         assert row.values["flops_analytic"].value == sized.flops_per_token
         assert row.values["d_inner"].value == sized.cfg.d_inner
         assert row.values["params_total"].value == sized.params_total
+
+
+def test_rows_timed_another_way_are_not_compared(base, capsys):
+    """A baseline of CUDA-graph prefill against a run written before prefill_mode existed (which
+    timed prefill eagerly): every row is "other config", naming the mode; with nothing left to
+    compare the gate refuses to pass (exit 3) and says why in one line."""
+    folder, baseline = base
+    rng = rng_for("gate-legacy")
+    legacy = make_run(folder, lognormal(rng, slow={"swimba": 1.5}), rng=rng, name="legacy", prefill_mode=None)
+    assert set(load_run(legacy.path).ok["prefill_mode"]) == {"eager"}
+    verdicts = compare(load(baseline).rows, run_rows(load_run(legacy.path), GATED), GATED, {}, 0.01)
+    assert verdicts and {v.verdict for v in verdicts} == {"other config"}
+    assert all("prefill_mode graph -> eager" in v.evidence for v in verdicts)
+    code, _, err = cli(["gate", legacy.path, "--baseline", baseline], capsys)
+    assert code == 3 and one_line_error(err) and "prefill_mode graph -> eager" in err

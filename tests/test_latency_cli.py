@@ -55,6 +55,7 @@ def test_a_small_sweep_writes_complete_rows_and_metadata(tmp_path, capsys):
         (df["flops_per_token"] * df["prefill_tokens_per_s"] / 1e12).to_numpy())
     assert (df["prefill_gbps"] > 0).all() and (df["decode_us"] > 0).all()
     assert set(df["decode_mode"]) == {"eager"}              # no graphs on the CPU, and labelled so
+    assert set(df["prefill_mode"]) == {"eager"} and df["prefill_launch_ms"].isna().all()
     # FLOP-matched to dense, up to the rounding of d_inner to a multiple of 8 (coarse at d_inner 32)
     assert df.loc[0, "flops_mismatch_pct"] == 0 and df["flops_mismatch_pct"].abs().max() < 10
     assert df["prefill_j_per_token"].isna().all()            # no NVML on the CPU
@@ -204,6 +205,7 @@ def test_energy_without_nvml_is_said_once_and_columns_stay_empty(tmp_path, capsy
     (["--d-state", "999"], "--d-state"),
     (["--dtype", "fp8"], "--dtype"),
     (["--decode", "compiled"], "--decode"),
+    (["--prefill", "compiled"], "--prefill"),
     (["--budget", "0"], "--budget"),
     (["--energy-window", "0.5"], "--energy-window"),
     (["--min-reps", "0"], "--min-reps"),
@@ -221,7 +223,8 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag(capsys, tmp_path, args, 
 
 
 @pytest.mark.skipif(ON_GPU, reason="GPU-only flags are allowed where there is a GPU")
-@pytest.mark.parametrize("args, flag", [(["--decode", "graph"], "--decode"), (["--flush-l2"], "--flush-l2"),
+@pytest.mark.parametrize("args, flag", [(["--decode", "graph"], "--decode"), (["--prefill", "graph"], "--prefill"),
+                                        (["--flush-l2"], "--flush-l2"),
                                         (["--mamba-ssm"], "--mamba-ssm"), (["--energy"], "--energy"),
                                         (["--power-interval", "10"], "--power-interval"),
                                         (["--device", "cuda"], "--device")])
@@ -250,3 +253,11 @@ def test_moe_mamba_and_rom_rows_with_chosen_routing(tmp_path, capsys, routing):
     assert (df["prefill_ms"] > 0).all() and (df["decode_us"] > 0).all()
     code, _, err = run(capsys, *SIZE, "--routing", "random", "--device", "cpu", "--out", str(tmp_path))
     assert code == 2 and "--routing" in err and "balanced, skewed" in err
+
+
+def test_host_bound_rows_are_those_whose_launch_outlasts_the_gpu_work():
+    from swimbench.cli.latency import host_bound
+    df = pd.DataFrame({"key": ["a", "b", "c", "d"], "status": ["ok", "ok", "oom", "ok"],
+                       "prefill_ms": [2.0, 0.5, None, 1.0], "prefill_launch_ms": [1.8, 1.7, None, None]})
+    assert host_bound(df) == ["b"]
+    assert host_bound(df.drop(columns="prefill_launch_ms")) == []

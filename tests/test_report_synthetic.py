@@ -70,10 +70,12 @@ def moved(sizing, tokens: int) -> int:
 
 def make_run(parent, draw: Draw, *, rng: np.random.Generator, gpu: Optional[str] = H100,
              sweep: Sweep = SWEEP, name: str = "synthetic", drawn: Optional[dict] = None,
-             comparator: bool = False, oom: tuple = ()) -> RunDir:
+             comparator: bool = False, oom: tuple = (), prefill_mode: Optional[str] = "auto") -> RunDir:
     """A complete run directory; `drawn`, if given, receives the samples of each (key, phase).
     With a GPU name: energy columns and a power trace; without (device cpu): neither, as a CPU run.
-    `comparator` adds mamba-ssm rows; the points whose keys are in `oom` ran out of memory."""
+    `comparator` adds mamba-ssm rows; the points whose keys are in `oom` ran out of memory.
+    prefill_mode: graph on a GPU and eager on the CPU by default; None leaves the column out, as
+    runs written before it existed did."""
     run = RunDir.create(parent, name)
     points = sweep.points(comparator=comparator)
     env = capture("cpu", argv=["swimbench", "latency", "--synthetic"], profile={"name": name})
@@ -102,6 +104,8 @@ def make_run(parent, draw: Draw, *, rng: np.random.Generator, gpu: Optional[str]
                "flops_mismatch_pct": s.mismatch_pct, "params_total": s.params_total,
                "params_active": s.params_active, "decode_mode": "graph" if gpu else "eager",
                "attempt": 1}
+        if prefill_mode is not None:
+            row["prefill_mode"] = ("graph" if gpu else "eager") if prefill_mode == "auto" else prefill_mode
         samples = {phase: draw(p, phase) for phase in PHASES}
         if drawn is not None:
             drawn.update({(p.key, phase): v for phase, v in samples.items()})

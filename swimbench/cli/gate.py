@@ -151,7 +151,9 @@ def _verdicts(console, path, kind, data, results, thresholds, alpha):
         now, metrics = flop_gate.flop_rows(rows), FLOPS
     verdicts = compare(base.rows, now, metrics, thresholds, alpha)
     if not any(v.metric is not STATUS for v in verdicts):
-        raise BaselineProblem(f"baseline {path} shares no comparable configuration with {label}")
+        other = next((v for v in verdicts if v.verdict == "other config"), None)
+        why = f" ({other.key}: {other.evidence})" if other is not None else ""
+        raise BaselineProblem(f"baseline {path} shares no comparable configuration with {label}{why}")
     return verdicts, f"{label} vs baseline {path}"
 
 

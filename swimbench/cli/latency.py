@@ -31,13 +31,13 @@ FIELDS = {
     "layers": "layers", "d_model": "d_model", "expand": "expand", "d_state": "d_state",
     "d_conv": "d_conv", "dtype": "dtype", "match": "match", "mamba_ssm": "comparator",
     "budget": "budget_s", "min_reps": "min_reps", "warmup": "warmup_reps", "flush_l2": "flush_l2",
-    "decode": "decode", "energy": "energy", "energy_window": "energy_window_s",
+    "prefill": "prefill", "decode": "decode", "energy": "energy", "energy_window": "energy_window_s",
     "power_interval": "power_interval_ms", "seed": "seed", "routing": "routing",
     "capacity_factor": "capacity_factor", "ffn_mult": "ffn_mult",
 }
 LISTS = ("variants", "experts", "top_k", "seq", "batch", "layers")
 # Flags that only mean something on a CUDA GPU, with the value that asks for the GPU feature.
-GPU_ONLY = {"flush_l2": True, "decode": "graph", "mamba_ssm": True, "energy": True, "power_interval": None}
+GPU_ONLY = {"flush_l2": True, "prefill": "graph", "decode": "graph", "mamba_ssm": True, "energy": True, "power_interval": None}
 SWEEP_FIELDS = {f.name for f in fields(Sweep)}
 EXIT_INTERRUPTED, EXIT_ERRORS = 130, 1
 
@@ -167,6 +167,8 @@ def latency(
     warmup: Optional[int] = typer.Option(None, help="At least this many untimed warm-up calls."),
     flush_l2: Optional[bool] = typer.Option(None, "--flush-l2/--no-flush-l2",
                                             help="Flush the L2 cache before each prefill sample (GPU)."),
+    prefill: Optional[str] = typer.Option(None, help="Prefill timing: graph (CUDA-graph replay, GPU) "
+                                                     "or eager (the host's launches included)."),
     decode: Optional[str] = typer.Option(None, help="Decode timing: graph (CUDA-graph replay, GPU) "
                                                     "or eager."),
     energy: Optional[bool] = typer.Option(None, "--energy/--no-energy",
@@ -236,9 +238,11 @@ def latency(
 
     notes = []
     if not cuda:
-        if settings.decode == "graph":
-            settings = settings.with_(decode="eager")
-            notes.append("decode timed eagerly: CUDA graphs need a GPU (rows say decode_mode=eager)")
+        graphs = [p for p in ("prefill", "decode") if getattr(settings, p) == "graph"]
+        if graphs:
+            settings = settings.with_(**{p: "eager" for p in graphs})
+            notes.append(f"{' and '.join(graphs)} timed eagerly: CUDA graphs need a GPU (rows say "
+                         + ", ".join(f"{p}_mode=eager" for p in graphs) + ")")
         if settings.flush_l2:
             settings = settings.with_(flush_l2=False)
             notes.append("no L2 flush on the CPU")
@@ -368,7 +372,13 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     stdout = Console()
     if not stdout.is_terminal:
         stdout = Console(width=200)     # logs and pipes get the whole table, not an 80-column squeeze
-    stdout.print(summary_table(results.frame(), dev.type))
+    frame = results.frame()
+    stdout.print(summary_table(frame, dev.type))
+    slow_host = host_bound(frame)
+    if slow_host:
+        console.print(f"[yellow]note:[/] {len(slow_host)} row(s) take the host longer to launch eagerly than "
+                      f"the GPU to run (prefill_launch_ms >= prefill_ms): eager timings of them measure "
+                      f"Python, not the layer ({', '.join(slow_host[:4])}{', ...' if len(slow_host) > 4 else ''})")
     console.print(f"results: {run.path / run.RESULTS}  (wall {time.time() - started:.1f} s)")
     if interrupted:
         console.print(f"[yellow]interrupted[/]: completed rows are kept; resume with: "
@@ -389,16 +399,39 @@ def _row_line(point, row) -> str:
         return f"[red]{row.get('status')}[/] {point.label()}: {row.get('error', '')}"
     j = row.get("prefill_j_per_token")
     energy = f", {j * 1e3:.3f} mJ/token" if j is not None else ""
-    return (f"[green]ok[/] {point.label()}: prefill {row['prefill_ms']:.3f} ms "
-            f"({row['prefill_tflops']:.1f} TFLOP/s{energy}), decode {row['decode_us']:.1f} us "
+    launch = row.get("prefill_launch_ms")
+    launch = f", launch {launch:.3f} ms" if launch is not None else ""
+    return (f"[green]ok[/] {point.label()}: prefill {row['prefill_ms']:.3f} ms ({row['prefill_mode']}"
+            f"{launch}, {row['prefill_tflops']:.1f} TFLOP/s{energy}), decode {row['decode_us']:.1f} us "
             f"({row['decode_mode']})")
+
+
+def _get(r, column: str):
+    return getattr(r, column, None)
+
+
+def _mode(r, phase: str) -> str:
+    """' g' or ' e' after a median; older runs, without prefill_mode, timed prefill eagerly."""
+    mode = _get(r, f"{phase}_mode")
+    return " g" if mode == "graph" else " e"
+
+
+def host_bound(df) -> list[str]:
+    """Rows whose eager forward takes the host longer to launch than the GPU takes to run it (as
+    timed): an eager timing of them measures Python, not the layer."""
+    import pandas as pd
+    if "prefill_launch_ms" not in df:
+        return []
+    launch = pd.to_numeric(df["prefill_launch_ms"], errors="coerce")
+    median = pd.to_numeric(df["prefill_ms"], errors="coerce")
+    return list(df.loc[(df["status"] == "ok") & (launch >= median), "key"])
 
 
 def summary_table(df, device: str) -> Table:
     """The run at a glance: medians with their 95% intervals, throughput, energy, memory. Columns that
     are empty in every row (energy and memory on the CPU, say) are left out."""
     import pandas as pd
-    text = ("key", "status", "error", "variant", "decode_mode")
+    text = ("key", "status", "error", "variant", "prefill_mode", "decode_mode")
     num = df.apply(lambda c: c if c.name in text else pd.to_numeric(c, errors="coerce"))
     dense = {(r.seq, r.batch, r.layers): r.prefill_ms for r in num.itertuples()
              if r.variant == "dense" and r.status == "ok"}
@@ -414,11 +447,12 @@ def summary_table(df, device: str) -> Table:
         return {
             "variant": str(r.variant), "E": f(r.experts, "d"), "k": f(r.top_k, "d"), "seq": f(r.seq, "d"),
             "b": f(r.batch, "d"), "L": f(r.layers, "d"), "d_inner": f(r.d_inner, ".0f"),
-            "prefill ms": f(r.prefill_ms if ok else None, ".3f"), "±CI%": f(half, ".2f"),
+            "prefill ms": (f"{r.prefill_ms:.3f}" + _mode(r, "prefill")) if ok else "",
+            "±CI%": f(half, ".2f"), "launch ms": f(_get(r, "prefill_launch_ms") if ok else None, ".3f"),
             "x dense": f(r.prefill_ms / base if ok and base else None, ".2f"),
             "Mtok/s": f(r.prefill_tokens_per_s / 1e6 if ok else None, ".3f"),
             "TFLOP/s": f(r.prefill_tflops if ok else None, ".2f"),
-            "decode us": (f"{r.decode_us:.1f}" + (" g" if r.decode_mode == "graph" else " e")) if ok else "",
+            "decode us": (f"{r.decode_us:.1f}" + _mode(r, "decode")) if ok else "",
             "mJ/tok": f(r.prefill_j_per_token * 1e3 if ok else None, ".4f"),
             "dec mJ/tok": f(r.decode_j_per_token * 1e3 if ok else None, ".4f"),
             "peak MiB": f(peak, ".0f"), "status": str(r.status),
@@ -430,7 +464,10 @@ def summary_table(df, device: str) -> Table:
         table.add_column(c, justify="left" if c in ("variant", "status") else "right", no_wrap=True)
     for row in rows:
         table.add_row(*(row[c] for c in keep))
-    table.caption = ("±CI%: half-width of the 95% bootstrap interval of the prefill median; x dense: "
-                     "prefill time over dense at the same seq, batch and layers; decode: g CUDA graph, "
-                     "e eager; mJ/tok: NVML energy counter")
+    legend = {"prefill ms": "g: CUDA-graph replay, e: eager calls",
+              "±CI%": "±CI%: half-width of the 95% bootstrap interval of the prefill median",
+              "launch ms": "launch ms: host time to launch one eager forward",
+              "x dense": "x dense: prefill time over dense at the same seq, batch and layers",
+              "mJ/tok": "mJ/tok: NVML energy counter"}
+    table.caption = "; ".join(v for k, v in legend.items() if k in keep)
     return table

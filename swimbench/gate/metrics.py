@@ -56,7 +56,8 @@ FLOPS = tuple(Metric(c, c, "exact", column=c) for c in FLOP_COLUMNS)
 BY_NAME = {m.name: m for m in (*GATED, *COMPARED, *FLOPS)}
 
 # What identifies a latency row beyond its key: two rows that differ here are not comparable.
-CONFIG = ("d_model", "d_state", "d_conv", "dtype", "matched", "decode_mode")
+CONFIG = ("d_model", "d_state", "d_conv", "dtype", "matched", "prefill_mode", "decode_mode")
+LEGACY = {"prefill_mode": "eager"}     # what rows written before the column existed did
 IDENTITY = ("variant", "experts", "top_k", "seq", "batch", "layers") + CONFIG
 
 
@@ -68,7 +69,8 @@ class Row:
     values: dict                      # metric name -> Estimate
 
     def config(self) -> dict:
-        return {k: self.identity.get(k) for k in CONFIG if k in self.identity}
+        return {k: self.identity.get(k) if self.identity.get(k) is not None else LEGACY.get(k)
+                for k in CONFIG if k in self.identity or k in LEGACY}
 
 
 def plain(v):

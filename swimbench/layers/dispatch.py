@@ -21,6 +21,11 @@ def _aligned(t: Tensor) -> bool:
     return t.stride(-1) == 1 and all(s * t.element_size() % 16 == 0 for s in t.stride()[:-1])
 
 
+def _narrowest(bound: int) -> torch.dtype:
+    """The narrowest integer dtype that holds 0..bound-1."""
+    return torch.uint8 if bound <= 256 else torch.int16 if bound <= 2 ** 15 else torch.int32
+
+
 def grouped_mm(x: Tensor, w: Tensor, offs: Tensor) -> Tensor:
     """x (M, K) with rows grouped by expert, w (G, K, N), offs (G,) int32 cumulative group ends
     -> (M, N); rows past offs[-1] are left unspecified. torch's grouped GEMM where it exists for
@@ -48,22 +53,22 @@ class Dispatch:
     def build(cls, idx: Tensor, experts: int, capacity_factor: Optional[float] = None) -> "Dispatch":
         T, k = idx.shape
         flat = idx.reshape(-1)
+        # A radix sort makes one pass per key byte: the ids sorted as uint8 take one pass, not the
+        # eight of int64 (each pass a launch and a read of the keys).
+        order = flat.to(_narrowest(experts)).argsort(stable=True)
         ones = torch.ones_like(flat, dtype=torch.int32)
         counts = torch.zeros(experts, dtype=torch.int32, device=idx.device).index_add_(0, flat, ones)
-        keep = None
-        if capacity_factor is not None:
-            capacity = max(1, math.ceil(capacity_factor * T * k / experts))
-            by_expert = flat.argsort(stable=True)
-            start = counts.cumsum(0) - counts
-            rank = torch.empty_like(flat).scatter_(0, by_expert, torch.arange(T * k, device=idx.device))
-            rank = rank - start[flat]                                  # position within its expert
-            kept = rank < capacity
-            flat = torch.where(kept, flat, experts)                    # dropped slots sort last
-            counts = counts.clamp(max=capacity)
-        order = flat.argsort(stable=True)
-        if capacity_factor is not None:
-            keep = kept[order].unsqueeze(-1)
-        return cls(T, k, order, counts.cumsum(0, dtype=torch.int32), keep)
+        if capacity_factor is None:
+            return cls(T, k, order, counts.cumsum(0, dtype=torch.int32), None)
+        capacity = max(1, math.ceil(capacity_factor * T * k / experts))
+        start = counts.cumsum(0) - counts
+        rank = torch.arange(T * k, device=idx.device) - start[flat[order]]   # place within its expert
+        dropped = rank >= capacity
+        # stable on a one-byte key: kept slots first, still in expert order; dropped ones after
+        part = dropped.to(torch.uint8).argsort(stable=True)
+        keep = ~dropped[part]
+        return cls(T, k, order[part], counts.clamp(max=capacity).cumsum(0, dtype=torch.int32),
+                   keep.unsqueeze(-1))
 
     def gather(self, x: Tensor) -> Tensor:
         """x (T, K) -> (T k, K), rows in expert order."""

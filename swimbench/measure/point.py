@@ -12,7 +12,7 @@ from . import workload
 from .energy import COUNTER, POWER_USAGE, Nvml, NvmlUnavailable, PowerSampler, measure_energy
 from .graphs import capture
 from .stats import summarize
-from .timing import TimingOptions, is_cuda, time_fn
+from .timing import TimingOptions, is_cuda, launch_ms, time_fn
 
 MIB = 2 ** 20
 
@@ -93,24 +93,39 @@ class PointMeasurer:
         dtype = workload.DTYPES[self.sweep.dtype]
         gen = torch.Generator(device=dev).manual_seed(s.seed + 1)
 
-        # prefill: one forward over (batch, seq)
+        # prefill: one forward over (batch, seq), replayed from a CUDA graph unless eager is asked
         x = torch.randn(point.batch, point.seq, cfg.d_model, device=dev, dtype=dtype, generator=gen)
+        eager = lambda: model(x)
+        pre_mode = s.prefill if self.cuda else "eager"
         self._reset_peak()
         self._label(f"{point.key}/prefill")
-        pre = time_fn(lambda: model(x), self._options(s.flush_l2, 0.0), dev)
+        first_ms, launch, forward = None, None, eager
+        if self.cuda:                           # the first call compiles; then the host's launch cost
+            t = time.perf_counter()
+            eager()
+            torch.cuda.synchronize(dev)
+            first_ms = (time.perf_counter() - t) * 1e3
+            launch = launch_ms(eager, dev)
+        if pre_mode == "graph":
+            self._reset_peak()
+            forward = capture(eager, warmup=1)
+        pre = time_fn(forward, self._options(s.flush_l2, 0.0), dev)
         ps = summarize(pre.samples_ms, seed=s.seed)
         tokens = point.batch * point.seq
         pre_bytes = workload.min_bytes(model, x)
-        row.update({"prefill_ms": ps.median, "prefill_ms_p10": ps.p10, "prefill_ms_p90": ps.p90,
-                    "prefill_ms_ci_lo": ps.ci_lo, "prefill_ms_ci_hi": ps.ci_hi, "prefill_samples": ps.n,
-                    "prefill_first_call_ms": pre.first_call_ms,
+        row.update({"prefill_mode": pre_mode, "prefill_ms": ps.median, "prefill_ms_p10": ps.p10,
+                    "prefill_ms_p90": ps.p90, "prefill_ms_ci_lo": ps.ci_lo, "prefill_ms_ci_hi": ps.ci_hi,
+                    "prefill_samples": ps.n, "prefill_launch_ms": launch,
+                    "prefill_first_call_ms": first_ms if first_ms is not None else pre.first_call_ms,
                     "prefill_tokens_per_s": tokens / (ps.median / 1e3),
                     "prefill_tflops": flops_prefill * tokens / (ps.median / 1e3) / 1e12,
                     "prefill_gbps": pre_bytes / (ps.median / 1e3) / 1e9,
                     "prefill_peak_mib": self._peak_mib(), "timing_clock": pre.clock})
         self._label(f"{point.key}/prefill-energy")
-        row.update(self._energy(lambda: model(x), tokens, ps.median, "prefill"))
-        del x
+        row.update(self._energy(forward, tokens, ps.median, "prefill"))
+        del x, eager, forward
+        if self.cuda:
+            torch.cuda.empty_cache()            # the prefill graph's pool goes before decode
 
         # decode: one token's step with its cache, replayed from a CUDA graph unless eager is asked
         self._reset_peak()

@@ -136,3 +136,26 @@ def time_fn(fn: Callable[[], object], opts: TimingOptions, device) -> Timing:
     clock.sync()
     samples = np.array([clock.elapsed_ms(a, b) / group for a, b in stamps], dtype=np.float64)
     return Timing(samples, group, len(warm), warm[0], clock.name)
+
+
+def launch_ms(fn: Callable[[], object], device, calls: int = 3) -> Optional[float]:
+    """Host time to launch one call of `fn` (Python, the framework, the driver), taken while a sleep
+    kernel keeps the GPU busy so that no launch waits for the GPU. When it reaches the GPU time of
+    the call, eager calls leave the GPU waiting: timed eagerly, the row would measure the host.
+    None on the CPU, or when the GPU ran out of sleep before the launches ended."""
+    if not is_cuda(device):
+        return None
+    for hold_s in (0.05, 0.5):
+        torch.cuda.synchronize(device)
+        torch.cuda._sleep(int(hold_s * 2e9))         # cycles: hold_s or longer at <= 2 GHz
+        held = torch.cuda.Event()
+        held.record()
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        host_s = (time.perf_counter() - t) / calls
+        still_held = not held.query()
+        torch.cuda.synchronize(device)
+        if still_held:
+            return host_s * 1e3
+    return None

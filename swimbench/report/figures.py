@@ -45,14 +45,18 @@ IDENT = {"variant": "variant", "E": "experts", "k": "top_k", "seq": "seq", "batc
          "layers": "layers"}
 
 
-def _decode_caption(df: pd.DataFrame) -> str:
-    modes = set(df["decode_mode"].dropna())
+def _mode_caption(df: pd.DataFrame, phase: str) -> str:
+    """How the phase was timed, from its {phase}_mode column."""
+    modes = set(df[f"{phase}_mode"].dropna()) - {""}
+    what = "Forwards" if phase == "prefill" else "Decode steps"
     if modes == {"graph"}:
-        return "Decode steps replayed from a CUDA graph."
+        return f"{what} replayed from a CUDA graph: the GPU's work, without Python's launches."
+    if modes == {"eager"} and phase == "decode":
+        return "Decode steps timed eagerly: these include Python's launches and say little about the design."
     if modes == {"eager"}:
-        return ("Decode steps timed eagerly: these include Python launch overhead and say little about "
-                "the design.")
-    return f"Decode modes: {', '.join(sorted(modes))}."
+        return ("Forwards timed eagerly: where launching one takes the host as long as the GPU's work "
+                "(launch ms in the prefill table), the numbers measure Python, not the design.")
+    return f"{what}: timing modes {', '.join(sorted(modes))}."
 
 
 def _vs_experts(run, name: str, title: str, panels: list[tuple], caption: str, table: dict,
@@ -87,9 +91,11 @@ def prefill_vs_experts(run, ceilings: Ceilings) -> Drawn:
                        [("prefill_ms", "prefill_ms_ci_lo", "prefill_ms_ci_hi", "prefill latency (ms)", 1, None),
                         ("prefill_tokens_per_s", "tps_lo", "tps_hi", "throughput (tokens/s)", 1, "tok/s")],
                        "One forward over (batch, seq); median with its 95% bootstrap interval (error bars; "
-                       "band on the reference lines). All variants FLOP-matched to dense.",
-                       {"median ms": "prefill_ms", "CI lo ms": "prefill_ms_ci_lo",
+                       "band on the reference lines). All variants FLOP-matched to dense. "
+                       + _mode_caption(ok, "prefill"),
+                       {"mode": "prefill_mode", "median ms": "prefill_ms", "CI lo ms": "prefill_ms_ci_lo",
                         "CI hi ms": "prefill_ms_ci_hi", "samples": "prefill_samples",
+                        "launch ms": lambda d: d.get("prefill_launch_ms"),
                         "tokens/s": "prefill_tokens_per_s"}, rows=ok)
 
 
@@ -101,7 +107,7 @@ def decode_vs_experts(run, ceilings: Ceilings) -> Drawn:
                          None)],
                        "One decode step (one new token per sequence) with its cache; median and 95% "
                        "interval. Decode does not depend on the prefill length: rows of the shortest seq are "
-                       "shown. " + _decode_caption(ok),
+                       "shown. " + _mode_caption(ok, "decode"),
                        {"mode": "decode_mode", "median µs": "decode_us", "CI lo µs": "decode_us_ci_lo",
                         "CI hi µs": "decode_us_ci_hi", "tokens/s": "decode_tokens_per_s"},
                        by=("batch", "layers"), rows=ok)
@@ -144,7 +150,7 @@ def decode_vs_batch(run, ceilings: Ceilings) -> Drawn:
                       None),
                      ("decode_tokens_per_s", None, None, "decode throughput (tokens/s)", "tok/s")],
                     ("seq", "layers"), "Latency of one decode step and the tokens per second it gives "
-                    "at each batch; median and 95% interval. " + _decode_caption(run.ok))
+                    "at each batch; median and 95% interval. " + _mode_caption(run.ok, "decode"))
 
 
 def throughput_vs_seq(run, ceilings: Ceilings) -> Drawn:
@@ -152,7 +158,7 @@ def throughput_vs_seq(run, ceilings: Ceilings) -> Drawn:
                     "sequence length (tokens)",
                     [("prefill_tokens_per_s", None, None, "prefill throughput (tokens/s)", "tok/s")],
                     ("batch", "layers"), "Tokens per second of one forward over (batch, seq), from "
-                    "the median latency.")
+                    "the median latency. " + _mode_caption(run.ok, "prefill"))
 
 
 def energy_vs_experts(run, ceilings: Ceilings) -> Drawn:

@@ -67,12 +67,21 @@ def load_run(path: Path, name: Optional[str] = None) -> Run:
         rundir = RunDir.existing(path)
         meta = rundir.read_metadata()
         rows = numeric(rundir.results(order=meta.get("points")).frame())
+        rows = with_legacy_modes(rows)
         samples = rundir.read_samples()
     except FileNotFoundError as e:
         raise RunError(str(e)) from None
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise RunError(f"{path} is not a readable run directory ({type(e).__name__}: {e})") from None
     return Run(name or path.name, path, meta, rows, samples, rundir)
+
+
+def with_legacy_modes(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before the prefill_mode column existed timed prefill eagerly: say so."""
+    mode = rows.get("prefill_mode", pd.Series(index=rows.index, dtype=object)).astype(object)
+    unset = mode.isna() | (mode == "")
+    rows["prefill_mode"] = mode.where(~(unset & (rows["status"] == "ok")), "eager")
+    return rows
 
 
 def numeric(df: pd.DataFrame) -> pd.DataFrame:

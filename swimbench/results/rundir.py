@@ -26,8 +26,9 @@ COLUMNS = [
     "d_model", "d_inner", "d_state", "d_conv", "dtype", "matched", "routing", "flops_per_token",
     "flops_mismatch_pct", "params_total", "params_active", "scan_impl",
     # prefill: one forward over (batch, seq)
-    "prefill_ms", "prefill_ms_p10", "prefill_ms_p90", "prefill_ms_ci_lo", "prefill_ms_ci_hi",
-    "prefill_samples", "prefill_first_call_ms", "prefill_tokens_per_s", "prefill_tflops",
+    "prefill_mode", "prefill_ms", "prefill_ms_p10", "prefill_ms_p90", "prefill_ms_ci_lo",
+    "prefill_ms_ci_hi", "prefill_samples", "prefill_launch_ms", "prefill_first_call_ms",
+    "prefill_tokens_per_s", "prefill_tflops",
     "prefill_gbps", "prefill_peak_mib",
     # decode: one token's step with its cache
     "decode_mode", "decode_us", "decode_us_p10", "decode_us_p90", "decode_us_ci_lo", "decode_us_ci_hi",

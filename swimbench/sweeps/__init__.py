@@ -1,7 +1,7 @@
 """What a `swimbench latency` run measures: the sweep's points and how they are measured, from
 flags or from a named TOML profile in profiles/."""
 from .profiles import ProfileError, available, find_profile, load_profile
-from .spec import DECODE_MODES, DTYPES, MeasureSettings, Point, Sweep
+from .spec import TIMING_MODES, DTYPES, MeasureSettings, Point, Sweep
 
-__all__ = ["Point", "Sweep", "MeasureSettings", "DTYPES", "DECODE_MODES", "ProfileError", "available",
+__all__ = ["Point", "Sweep", "MeasureSettings", "DTYPES", "TIMING_MODES", "ProfileError", "available",
            "find_profile", "load_profile"]

@@ -5,7 +5,7 @@
                capacity_factor, ffn_mult                         # and MoE-Mamba's FFN
     [sweep]    variants, experts, top_k, seq, batch, layers,     # the axes (lists)
                match, align, comparator, routing
-    [measure]  budget_s, min_reps, warmup_reps, warmup_s, flush_l2, decode, decode_sample_s,
+    [measure]  budget_s, min_reps, warmup_reps, warmup_s, flush_l2, prefill, decode, decode_sample_s,
                energy, energy_window_s, power_interval_ms, seed
 
 Every key is optional: a missing one keeps the built-in default (swimbench.sweeps.spec). Unknown

@@ -8,7 +8,7 @@ from typing import Optional
 from ..config import ROUTINGS, VARIANTS, Reference
 
 DTYPES = ("bf16", "fp16", "fp32")
-DECODE_MODES = ("graph", "eager")
+TIMING_MODES = ("graph", "eager")    # CUDA-graph replay (GPU only) or eager calls
 COMPARATOR_MODES = ("auto", "on", "off")
 COMPARATOR = "mamba_ssm"            # the variant name of mamba-ssm's own Mamba layer rows
 
@@ -102,6 +102,7 @@ class MeasureSettings:
     warmup_reps: int = 2
     warmup_s: float = 0.25
     flush_l2: bool = False         # GPU only
+    prefill: str = "graph"         # graph (GPU only) or eager
     decode: str = "graph"          # graph (GPU only) or eager
     decode_sample_s: float = 1e-3  # decode calls grouped so one sample lasts at least this
     energy: bool = True            # GPU with NVML only; elsewhere the columns stay empty
@@ -165,7 +166,7 @@ RULES = {
     "match": _bool(), "comparator": _choice(COMPARATOR_MODES), "routing": _choice(ROUTINGS),
     "capacity_factor": _num(0, strict=True), "ffn_mult": _int(1),
     "budget_s": _num(0, strict=True), "min_reps": _int(1), "warmup_reps": _int(1), "warmup_s": _num(0),
-    "flush_l2": _bool(), "decode": _choice(DECODE_MODES), "decode_sample_s": _num(0),
+    "flush_l2": _bool(), "prefill": _choice(TIMING_MODES), "decode": _choice(TIMING_MODES), "decode_sample_s": _num(0),
     "energy": _bool(), "energy_window_s": _num(1.0), "power_interval_ms": _num(1.0), "seed": _int(0),
 }
 
