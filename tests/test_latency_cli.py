@@ -162,6 +162,30 @@ def test_kill_and_resume_measures_only_what_is_missing(tmp_path):
     assert meta["attempts"][1]["command"] == f"swimbench latency --resume {csv.parent}"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_sent_twice_ends_the_run_cleanly(tmp_path, sig):
+    """`timeout` sends its signal to the command and again to its process group: the sweep stops,
+    keeps its rows, marks the run interrupted and says how to resume, exit 130."""
+    env = {**os.environ, "SWIMBENCH_KERNELS": "reference", "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "swimbench", "latency", *TINY, "--budget", "0.1", "--device", "cpu",
+            "--out", str(tmp_path)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
+        if dirs and (dirs[0] / "results.csv").exists() and len(rows(dirs[0])) >= 1:
+            break
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    d = run_dir(tmp_path)
+    meta = json.loads((d / "metadata.json").read_text())
+    assert proc.returncode == 130, out
+    assert meta["status"] == "interrupted" and meta["attempts"][0]["status"] == "interrupted"
+    assert 1 <= len(rows(d)) < len(KEYS) and "--resume" in out
+
+
 def test_a_failing_configuration_is_recorded_and_retried_on_resume(tmp_path, capsys, monkeypatch):
     build = workload.build
 

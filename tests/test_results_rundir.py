@@ -74,3 +74,14 @@ def test_rundir_create_existing_metadata_samples_power(tmp_path):
     assert list(trace.columns) == ["unix_time", "power_w", "instant_w", "label"]
     assert list(trace["power_w"]) == [101.5, 300.25] and trace["instant_w"].isna().tolist() == [True, False]
     assert json.loads(a.file(a.SAMPLES).read_text().splitlines()[0])["attempt"] == 1
+
+
+def test_a_handed_over_commit_wins_over_the_trees_git(monkeypatch):
+    """A device machine gets a copy of the tree, sometimes with a stale .git: the commit passed in
+    SWIMBENCH_GIT_COMMIT is the one recorded; without it, git's own view."""
+    from swimbench.measure.env import git_state
+    monkeypatch.delenv("SWIMBENCH_GIT_COMMIT", raising=False)
+    here = git_state()
+    assert here["commit"] is None or (here["source"] == "git" and len(here["commit"]) == 40)
+    monkeypatch.setenv("SWIMBENCH_GIT_COMMIT", "0123abc")
+    assert git_state() == {"commit": "0123abc", "dirty": None, "source": "SWIMBENCH_GIT_COMMIT"}

@@ -286,7 +286,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     from ..measure.env import capture
     from ..measure.point import PointMeasurer
     from ..results import RunDir
-    from ..sweeps.runner import run_sweep
+    from ..sweeps.runner import run_sweep, stop_on_signals
 
     cuda = dev.type == "cuda"
     nvml = sampler = None
@@ -345,13 +345,15 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
         progress.advance(task)
         progress.console.print(_row_line(point, row))
 
+    def on_start(point):
+        rearm()
+        progress.update(task, description=point.label())
+
     outcome = None
     try:
-        with progress:
+        with stop_on_signals() as rearm, progress:
             task = progress.add_task("starting", total=len(todo))
-            outcome = run_sweep(points, measurer, record, done,
-                                on_start=lambda p: progress.update(task, description=p.label()),
-                                on_end=on_end)
+            outcome = run_sweep(points, measurer, record, done, on_start=on_start, on_end=on_end)
     except KeyboardInterrupt:
         pass
     finally:

@@ -32,11 +32,14 @@ def git_state(repo: Path = REPO) -> dict:
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
+    # A copy of the tree (a device machine) may come without its .git, or with a stale one: the
+    # commit it was copied from can be handed over, and then wins.
+    given = os.environ.get("SWIMBENCH_GIT_COMMIT")
+    if given:
+        return {"commit": given, "dirty": None, "source": "SWIMBENCH_GIT_COMMIT"}
     commit = git("rev-parse", "HEAD")
     if commit is None:
-        # A copy of the tree without its .git (a device machine): the commit can be handed over.
-        given = os.environ.get("SWIMBENCH_GIT_COMMIT")
-        return {"commit": given, "dirty": None, "source": "SWIMBENCH_GIT_COMMIT" if given else None}
+        return {"commit": None, "dirty": None, "source": None}
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None, "source": "git"}
 

@@ -3,8 +3,12 @@ out-of-memory point into a row with status "oom" and goes on, and stops cleanly 
 from __future__ import annotations
 
 import gc
+import signal
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 
@@ -79,3 +83,38 @@ def run_sweep(points: Iterable[Point], measure: Callable[[Point], object],
         record(point, row, samples)
         on_end(point, row)
     return out
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def stop_on_signals(grace_s: float = 2.0) -> Iterator[Callable[[], None]]:
+    """SIGINT and SIGTERM (what `timeout`, CI runners and schedulers send) end a sweep as Ctrl-C does:
+    the point in flight is dropped, every recorded row is kept and the run is marked interrupted.
+    Repeats within `grace_s` of the first are ignored, so that the cleanup finishes (`timeout` sends
+    its signal twice: to the command and to its process group). Yields `rearm`, which puts the
+    handlers back in case a library loaded mid-sweep replaced them. A no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    first: list[float] = []
+
+    def stop(signum, frame):
+        if first and time.monotonic() - first[0] < grace_s:
+            return
+        first.append(time.monotonic())
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    def rearm():
+        for s in STOP_SIGNALS:
+            if signal.getsignal(s) is not stop:
+                signal.signal(s, stop)
+
+    saved = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    rearm()
+    try:
+        yield rearm
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
