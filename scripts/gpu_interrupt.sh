@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Does `swimbench latency` on the GPU stop cleanly when `timeout` signals it? Prints which setup step
 # (CUDA, NVML, the power sampler, mamba-ssm, Triton, graph capture) touches the SIGINT/SIGTERM
-# handlers, then interrupts a short sweep with SIGINT and with SIGTERM and shows the run's status.
+# handlers, then stops a short sweep in each way of HOW (timeout-SIG, foreground-SIG: timeout
+# --foreground, kill-SIG: one kill from the shell; default timeout-INT timeout-TERM) and shows the
+# status the run recorded.
 # Run from the repository root with the device wheels in .whl/; logs under $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -9,7 +11,7 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 . scripts/device_env.sh || exit 1
 export PYTHONFAULTHANDLER=1
-python3 - <<'PY'
+[ -n "${HOW:-}" ] || python3 - <<'PY'
 import signal
 import torch
 
@@ -43,13 +45,22 @@ show("graph capture")
 sampler.stop()
 nvml.close()
 PY
-for sig in INT TERM; do
-  echo "== timeout -s $sig 30 swimbench latency ..."
-  timeout -s $sig 30 python3 -m swimbench latency -v dense,moe_mamba -E 2 -k 1 --seq 2048,4096,8192 \
-      --batch 1,4 --budget 0.5 --out "$OUT/$sig" > "$OUT/$sig.log" 2>&1
+echo "shell: $(grep -E '^Sig(Blk|Ign)' /proc/$$/status | tr '\n' ' ')"
+python3 -c "print('python:', ' '.join(l.strip() for l in open('/proc/self/status') if l.startswith(('SigBlk', 'SigIgn'))))"
+SWEEP="-v dense,moe_mamba -E 2 -k 1 --seq 2048,4096,8192 --batch 1,4 --budget 0.5"
+for how in ${HOW:-timeout-INT timeout-TERM}; do
+  echo "== $how: swimbench latency $SWEEP"
+  case $how in
+    timeout-*)   timeout -s ${how#timeout-} 30 python3 -m swimbench latency $SWEEP --out "$OUT/$how" > "$OUT/$how.log" 2>&1 ;;
+    foreground-*) timeout --foreground -s ${how#foreground-} 30 python3 -m swimbench latency $SWEEP --out "$OUT/$how" \
+                    > "$OUT/$how.log" 2>&1 ;;
+    kill-*)      python3 -m swimbench latency $SWEEP --out "$OUT/$how" > "$OUT/$how.log" 2>&1 &
+                 pid=$!; sleep 30; kill -${how#kill-} $pid; wait $pid ;;
+  esac
   echo "rc $?"
+  sig=$how
   tail -4 "$OUT/$sig.log"
   python3 -c "import json, glob; m = json.load(open(glob.glob('$OUT/$sig/*/metadata.json')[0])); \
 print('run status:', m['status'], '| attempt:', m['attempts'][-1].get('status'), m['attempts'][-1].get('measured'))"
-  rm -f "$OUT"/$sig/*/samples.jsonl "$OUT"/$sig/*/power.csv
+  rm -rf "$OUT/$sig"
 done
