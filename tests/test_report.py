@@ -93,6 +93,22 @@ def test_two_runs_side_by_side(tmp_path, capsys):
     assert len(swimba) == sum(p.variant == "swimba" for p in sweep.points())
     assert (swimba["significant"] == "yes").all() and swimba["B / A"].between(1.1, 1.3).all()
     assert dense["B / A"].between(0.95, 1.05).all()
+    assert (frame["set up differently"] == "").all()
+    assert "set up differently (" not in summary
+
+
+def test_a_comparison_names_what_was_timed_differently(tmp_path, capsys):
+    """Eager against graph-replayed prefill: each shared configuration says so, and the summary warns
+    that those ratios include the change of method."""
+    rng = rng_for("compare-modes")
+    sweep = Sweep(variants=("dense", "swimba"), experts=(2,), top_k=(1,), seq=(512,), batch=(1,))
+    graph = make_run(tmp_path, lognormal(rng), rng=rng, sweep=sweep, name="graph").path
+    eager = make_run(tmp_path, lognormal(rng), rng=rng, sweep=sweep, name="eager", prefill_mode="eager").path
+    frame = comparison(load_run(graph), load_run(eager))
+    assert not frame.empty and set(frame["set up differently"]) == {"prefill_mode graph -> eager"}
+    assert cli(["report", graph, eager, "--out", tmp_path / "r"], capsys)[0] == 0
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "**2 configuration(s) were set up differently (prefill_mode graph -> eager)" in summary
 
 
 def test_ceilings_come_from_flags_then_metadata_then_h100_defaults():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-from .metrics import Metric, Row
+from .metrics import Metric, Row, differences
 from .statistics import Estimate, evidence
 
 STATUS = Metric("status", "status", "exact")       # verdicts about a whole configuration
@@ -50,7 +50,7 @@ def compare(base: Mapping[str, Row], now: Mapping[str, Row], metrics: Iterable[M
         elif b.status == "ok" and n.status != "ok":
             out.append(Verdict(key, STATUS, None, None, None, "failed", f"status {n.status}"))
         elif b.status != "ok" or b.config() != n.config():
-            why = f"baseline status {b.status}" if b.status != "ok" else _differs(b.config(), n.config())
+            why = f"baseline status {b.status}" if b.status != "ok" else differences(b.config(), n.config())
             out.append(Verdict(key, STATUS, None, None, None, "other config", why))
         else:
             out += [_metric(key, m, b.values.get(m.name), n.values.get(m.name),
@@ -59,10 +59,6 @@ def compare(base: Mapping[str, Row], now: Mapping[str, Row], metrics: Iterable[M
     out += [Verdict(key, STATUS, None, None, None, "new", "not in the baseline") for key in now
             if key not in base]
     return out
-
-
-def _differs(a: dict, b: dict) -> str:
-    return "; ".join(f"{k} {a.get(k)} -> {b.get(k)}" for k in a if a.get(k) != b.get(k))
 
 
 def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: float, alpha: float) -> Verdict:

@@ -61,6 +61,11 @@ LEGACY = {"prefill_mode": "eager"}     # what rows written before the column exi
 IDENTITY = ("variant", "experts", "top_k", "seq", "batch", "layers") + CONFIG
 
 
+def differences(a: dict, b: dict) -> str:
+    """What differs between two set-ups, e.g. "prefill_mode eager -> graph"; "" when nothing."""
+    return "; ".join(f"{k} {a.get(k)} -> {b.get(k)}" for k in a if a.get(k) != b.get(k))
+
+
 @dataclass
 class Row:
     key: str

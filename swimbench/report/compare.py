@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..gate.metrics import COMPARED, PREFILL, DECODE, run_rows
+from ..gate.metrics import COMPARED, DECODE, PREFILL, differences, run_rows
 from ..gate.statistics import evidence
 
 ALPHA = 0.05
@@ -37,9 +37,16 @@ def comparison(a, b, alpha: float = ALPHA) -> pd.DataFrame:
                          "B / A": eb.value / ea.value,
                          "ratio lo": eb.lo / ea.hi if both else math.nan,
                          "ratio hi": eb.hi / ea.lo if both else math.nan,
-                         "significant": significant, "evidence": how})
+                         "significant": significant, "evidence": how,
+                         "set up differently": differences(x.config(), y.config())})
     return pd.DataFrame(recs, columns=["configuration", "metric", "A", "B", "B / A", "ratio lo", "ratio hi",
-                                       "significant", "evidence"])
+                                       "significant", "evidence", "set up differently"])
+
+
+def set_up_differently(df: pd.DataFrame) -> dict[str, int]:
+    """How many configurations each set-up difference covers: their ratios include that change."""
+    per = df.drop_duplicates("configuration")["set up differently"]
+    return {d: int(n) for d, n in per[per != ""].value_counts().items()}
 
 
 def headline(df: pd.DataFrame) -> pd.DataFrame:

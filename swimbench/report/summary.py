@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .compare import set_up_differently
 from .markdown import table
 
 ENV_SKIPPED = ("argv", "profile", "cwd")       # the profile is summarised on its own line
@@ -74,6 +75,9 @@ def markdown(out: Path, sections, comparisons) -> str:
         if frame.empty:
             lines += ["*The two runs share no measured configuration.*", ""]
             continue
+        for what, n in set_up_differently(frame).items():
+            lines += [f"**{n} configuration(s) were set up differently ({what}): their ratios include "
+                      "that change, not only the code's.**", ""]
         lines += [table(head), ""]
         if png is not None:
             lines += [f"![comparison]({_rel(png, out)})", ""]

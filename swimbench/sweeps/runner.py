@@ -32,8 +32,13 @@ def failure_row(point: Point, status: str, err: BaseException) -> dict:
 
 
 def release_memory() -> None:
+    """Between points: what one point allocated must not count in the next one's peak memory. That
+    includes the cuBLAS workspaces, which torch keeps per stream until told otherwise."""
     gc.collect()
     if torch.cuda.is_available():
+        clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+        if clear is not None:
+            clear()
         torch.cuda.empty_cache()
 
 
