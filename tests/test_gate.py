@@ -230,3 +230,24 @@ def test_rows_timed_another_way_are_not_compared(base, capsys):
     assert all("prefill_mode graph -> eager" in v.evidence for v in verdicts)
     code, _, err = cli(["gate", legacy.path, "--baseline", baseline], capsys)
     assert code == 3 and one_line_error(err) and "prefill_mode graph -> eager" in err
+
+
+def test_skipped_metrics_are_neither_written_nor_gated(base, tmp_path, capsys):
+    """--skip leaves a metric out of the baseline that --update writes, and out of the gate: a 20%
+    Swimba slowdown passes when its times are skipped and still fails on its ratio to dense."""
+    folder, _ = base
+    rng = rng_for("gate-skip")
+    run = make_run(tmp_path, lognormal(rng), rng=rng, name="skip-base")
+    path = tmp_path / "skip.json"
+    assert main_code(["gate", run.path, "--baseline", path, "--update", "--skip", "prefill_peak_mib"]) == 0
+    doc = json.loads(path.read_text())
+    assert doc["source"]["skipped"] == ["prefill_peak_mib"]
+    assert all("prefill_peak_mib" not in r["metrics"] and "prefill_ms" in r["metrics"]
+               for r in doc["rows"].values() if r["status"] == "ok")
+    slow = make_run(tmp_path, lognormal(rng, slow={"swimba": 1.2}), rng=rng, name="skip-slow")
+    times = [a for m in ("prefill_ms", "decode_us", "prefill_ms/dense", "decode_us/dense") for a in ("--skip", m)]
+    assert cli(["gate", slow.path, "--baseline", path, *times], capsys)[0] == 0
+    code, out, _ = cli(["gate", slow.path, "--baseline", path, *times[:4]], capsys)
+    assert code == 1 and "prefill time / dense" in out
+    code, _, err = cli(["gate", slow.path, "--baseline", path, "--skip", "speed"], capsys)
+    assert code == 2 and one_line_error(err) and "--skip" in err

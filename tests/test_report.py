@@ -1,5 +1,6 @@
 """`swimbench report`: every figure of a synthetic GPU run, graceful skips on a CPU run, a two-run
 comparison whose significance calls follow the data, and one-line errors."""
+import numpy as np
 import pytest
 from matplotlib.image import imread
 
@@ -132,3 +133,24 @@ def test_bad_input_is_one_line(tmp_path, capsys):
                  ["report", tmp_path / "empty", "--peak-tflops", "-1"]):
         code, _, err = cli(args, capsys)
         assert code == 2 and err.startswith("swimbench: error: ") and err.strip().count("\n") == 0
+
+
+def test_power_trace_leaves_the_pause_of_a_resumed_run_blank(tmp_path):
+    """A resume appends samples a minute after the first attempt's last: that minute is neither drawn
+    as a line nor counted as time spent by the row that follows it."""
+    from swimbench.measure.energy import PowerSample
+    from swimbench.report.figures import power_trace
+    rng = rng_for("power-gap")
+    sweep = Sweep(variants=("dense", "swimba"), experts=(2,), top_k=(1,), seq=(512,), batch=(1,))
+    made = make_run(tmp_path, lognormal(rng), rng=rng, sweep=sweep, name="gap")
+    first = load_run(made.path).power()
+    later = float(first["unix_time"].max()) + 60.0
+    made.append_power([PowerSample(0, later + i * 0.02, 300.0, None, "swimba/E2/k1/seq512/b1/L1/decode")
+                       for i in range(10)])
+    drawn = power_trace(load_run(made.path), None)
+    assert drawn.skipped is None
+    counted = drawn.data["seconds"].sum()
+    span = float(first["unix_time"].max() - first["unix_time"].min()) + 10 * 0.02
+    assert counted <= span + 1e-6 and counted > 0.5 * span
+    line = drawn.fig.axes[0].lines[0].get_ydata()
+    assert np.isnan(line.astype(float)).sum() == 1

@@ -51,6 +51,15 @@ def _thresholds(items: list[str]) -> dict[str, float]:
     return out
 
 
+def _skipped(items: list[str]) -> frozenset[str]:
+    from ..gate.metrics import FLOPS, GATED
+    names = [m.name for m in (*GATED, *FLOPS)]
+    for item in items:
+        if item not in names:
+            raise bad("--skip", item, "one of " + ", ".join(names))
+    return frozenset(items)
+
+
 def _results(path: Optional[Path]):
     """("run", Run), ("flops", the JSON of `swimbench flops`) or (None, None)."""
     if path is None:
@@ -96,6 +105,9 @@ def gate(
                                         help="METRIC=RATIO: flag METRIC past this now/baseline ratio. "
                                              "Defaults 1.10 for prefill_ms, decode_us, their /dense "
                                              "ratios and peak memory; FLOP counts must match exactly."),
+    skip: List[str] = typer.Option([], "--skip", "-s", metavar="METRIC",
+                                   help="Leave METRIC out of the gate, or of the baseline --update writes "
+                                        "(e.g. prefill_ms where absolute times are not comparable)."),
     alpha: float = typer.Option(0.01, help="Significance level of the rank test on the raw samples."),
     show: str = typer.Option("all", help="Rows of the table: all, or changes (all but ok)."),
 ):
@@ -104,6 +116,7 @@ def gate(
     A metric regresses when now/baseline is past its threshold AND the difference is beyond the noise
     (95% intervals apart, or a Mann-Whitney U test on the raw samples). FLOP counts must not change."""
     thresholds = _thresholds(threshold)
+    skipped = _skipped(skip)
     if not 0 < alpha < 1:
         raise bad("--alpha", alpha, "a number between 0 and 1")
     if show not in SHOW:
@@ -111,15 +124,15 @@ def gate(
     kind, results_data = _results(results)
     console = Console(stderr=True)
     if update:
-        _update(console, baseline, kind, results_data, results)
+        _update(console, baseline, kind, results_data, results, skipped)
         return
-    verdicts, label = _verdicts(console, baseline, kind, results_data, results, thresholds, alpha)
+    verdicts, label = _verdicts(console, baseline, kind, results_data, results, thresholds, alpha, skipped)
     code = _report(verdicts, label, show)
     if code:
         raise typer.Exit(code)
 
 
-def _verdicts(console, path, kind, data, results, thresholds, alpha):
+def _verdicts(console, path, kind, data, results, thresholds, alpha, skipped=frozenset()):
     from ..gate import flops as flop_gate
     from ..gate.baseline import MachineMismatch, check_machine
     from ..gate.compare import STATUS, compare
@@ -135,7 +148,8 @@ def _verdicts(console, path, kind, data, results, thresholds, alpha):
             check_machine(base, data)
         except MachineMismatch as e:
             raise MachineProblem(str(e)) from None
-        now, metrics, label = run_rows(data, GATED), GATED, f"{results} ({data.machine})"
+        metrics = tuple(m for m in GATED if m.name not in skipped)
+        now, label = run_rows(data, GATED), f"{results} ({data.machine})"   # ratios need their times
     else:
         if kind == "run":
             raise BaselineProblem(f"baseline {path} holds FLOP counts but RESULTS {results} is a latency run")
@@ -148,7 +162,7 @@ def _verdicts(console, path, kind, data, results, thresholds, alpha):
             with console.status("counting FLOPs of the current code..."):
                 rows = flop_gate.recount(base.request)
             label = "the current code's FLOP counts"
-        now, metrics = flop_gate.flop_rows(rows), FLOPS
+        now, metrics = flop_gate.flop_rows(rows), tuple(m for m in FLOPS if m.name not in skipped)
     verdicts = compare(base.rows, now, metrics, thresholds, alpha)
     if not any(v.metric is not STATUS for v in verdicts):
         other = next((v for v in verdicts if v.verdict == "other config"), None)
@@ -192,14 +206,14 @@ def _num(e, exact: bool) -> str:
     return f"{e.value:,.0f}" if exact and float(e.value).is_integer() else f"{e.value:.4g}"
 
 
-def _update(console, path: Path, kind, data, results) -> None:
+def _update(console, path: Path, kind, data, results, skipped=frozenset()) -> None:
     from ..gate import flops as flop_gate
     from ..gate.baseline import flops_doc, latency_doc, write
     if kind == "run":
         if data.meta.get("status") != "complete":
             console.print(f"[yellow]note:[/] run status is {data.meta.get('status')!r}; only its measured "
                           f"configurations go into the baseline")
-        doc = latency_doc(data)
+        doc = latency_doc(data, skipped)
     elif kind == "flops":
         doc = flops_doc(data["rows"], flop_gate.request_of(data), "swimbench flops --format json")
     else:

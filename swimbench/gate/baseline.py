@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -105,15 +105,19 @@ def _row_doc(row: Row, rng: np.random.Generator) -> dict:
     return {"identity": row.identity, "status": row.status, "metrics": metrics}
 
 
-def latency_doc(run) -> dict:
-    """A baseline of every configuration of a run (`swimbench.report.runs.Run`)."""
+def latency_doc(run, skipped: Iterable[str] = ()) -> dict:
+    """A baseline of every configuration of a run (`swimbench.report.runs.Run`), without the metrics
+    named in `skipped`."""
     rng = np.random.default_rng(0)
-    rows = run_rows(run, GATED)
+    skipped = sorted(skipped)
+    rows = run_rows(run, GATED)                   # all of them: a ratio needs its time
+    for r in rows.values():
+        r.values = {n: e for n, e in r.values.items() if n not in skipped}
     env = run.env
     return {"swimbench_baseline": SCHEMA, "kind": "latency", "created": _now(),
             "source": {"run": str(run.path), "command": env.get("command"), "git": env.get("git"),
                        "profile": (run.meta.get("profile") or {}).get("name"),
-                       "versions": env.get("versions")},
+                       "versions": env.get("versions"), "skipped": skipped},
             "device": run.device, "gpu": run.gpu,
             "rows": {k: _row_doc(r, rng) for k, r in rows.items()}}
 

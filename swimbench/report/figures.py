@@ -187,6 +187,10 @@ def power_trace(run, ceilings: Ceilings) -> Drawn:
         why = next((n for n in run.notes() if "energy" in n), "no NVML on this run")
         return Drawn(name, title, skipped=f"no power trace ({why})")
     t = trace["unix_time"] - trace["unix_time"].iloc[0]
+    dt = t.diff().fillna(0)
+    # A resumed run's trace has a gap where no process sampled: leave it blank, count no time in it.
+    gap = dt > max(2.0, 50 * float(dt[dt > 0].median() if (dt > 0).any() else 0))
+    dt = dt.where(~gap, 0)
     label = trace["label"].fillna("idle").astype(str)
     variant = label.str.split("/").str[0]
     phase = label.str.rsplit("/", n=1).str[-1].where(label != "idle", "idle")
@@ -199,20 +203,22 @@ def power_trace(run, ceilings: Ceilings) -> Drawn:
         if label.iloc[a] != "idle":
             ax.axvspan(t.iloc[a], t.iloc[min(b, len(t) - 1)], color=P.color(variant.iloc[a]), alpha=0.15,
                        lw=0, label=f"{variant.iloc[a]} running")
-    ax.plot(t, trace["power_w"], color="black", lw=1.0, label="power (NVML, 1 s average)")
+    ax.plot(t, trace["power_w"].mask(gap), color="black", lw=1.0, label="power (NVML, 1 s average)")
     if "instant_w" in trace and trace["instant_w"].notna().any():
-        ax.plot(t, trace["instant_w"], color="tab:red", lw=0.6, alpha=0.7, label="power (NVML instant)")
+        ax.plot(t, trace["instant_w"].mask(gap), color="tab:red", lw=0.6, alpha=0.7,
+                label="power (NVML instant)")
     ax.set_xlabel("time since the first sample (s)")
     ax.set_ylabel("power (W)")
     ax.set_ylim(bottom=0)
-    summary = (pd.DataFrame({"variant": variant, "phase": phase, "dt": t.diff().fillna(0),
+    summary = (pd.DataFrame({"variant": variant, "phase": phase, "dt": dt,
                              "power_w": trace["power_w"]})
                .groupby(["variant", "phase"], sort=False)
                .agg(samples=("power_w", "size"), seconds=("dt", "sum"), mean_W=("power_w", "mean"),
                     max_W=("power_w", "max"))
                .reset_index())
     return Drawn(name, title, "Power sampled by a background thread while the run measured; shaded: "
-                 "what was running. The 1 s average lags changes of load. Table: per variant and phase.",
+                 "what was running; blank: no process sampling (between the attempts of a resumed run). The 1 s "
+                 "average lags changes of load. Table: per variant and phase.",
                  data=summary, fig=P.finish(fig))
 
 
