@@ -15,9 +15,11 @@ def test_shipped_profiles_parse_and_cover_every_design():
         assert p.sweep.match is True and p.description
     gpu = load_profile("default")
     assert gpu.measure.decode == "graph" and gpu.measure.energy and gpu.measure.energy_window_s >= 1.0
+    assert gpu.measure.prefill == "graph"
     assert gpu.sweep.dtype == "bf16" and gpu.sweep.d_model == 2048
     cpu = load_profile("cpu")
     assert cpu.sweep.d_model * max(cpu.sweep.seq) <= 2 ** 16 and cpu.measure.decode == "eager"
+    assert cpu.measure.prefill == "eager"
 
 
 def test_points_dense_once_and_top_k_at_most_experts():
@@ -41,6 +43,16 @@ def test_round_trip_to_metadata():
     assert Sweep.from_dict(s.as_dict()) == s
     m = MeasureSettings(budget_s=0.5, decode="eager")
     assert MeasureSettings.from_dict(m.as_dict()) == m
+    assert MeasureSettings.from_stored(m.as_dict()) == m
+
+
+def test_a_run_stored_before_prefill_mode_resumes_eagerly():
+    """Run directories written before the prefill setting timed prefill eagerly: resuming one must
+    not time its remaining rows another way."""
+    old = MeasureSettings().as_dict()
+    del old["prefill"]
+    assert MeasureSettings.from_stored(old).prefill == "eager"
+    assert MeasureSettings.from_dict(old).prefill == "graph"            # a new run's default
 
 
 def test_partial_profile_keeps_defaults():

@@ -206,7 +206,7 @@ def latency(
             run = RunDir.existing(resume)
             meta = run.read_metadata()
             sweep = Sweep.from_dict(meta["sweep"])
-            settings = MeasureSettings.from_dict(meta["settings"])
+            settings = MeasureSettings.from_stored(meta["settings"])
         except (OSError, ValueError, KeyError) as e:
             raise bad("--resume", str(resume), f"a run directory of swimbench latency ({e})") from None
         stored = {**sweep.as_dict(), **settings.as_dict()}

@@ -95,6 +95,9 @@ class Sweep:
         return cls(**_tuples(cls, d))
 
 
+STORED_BEFORE = {"prefill": "eager"}
+
+
 @dataclass(frozen=True)
 class MeasureSettings:
     budget_s: float = 1.0          # timed repetitions per measurement (prefill; decode likewise)
@@ -116,6 +119,12 @@ class MeasureSettings:
     @classmethod
     def from_dict(cls, d: dict) -> "MeasureSettings":
         return cls(**_tuples(cls, d))
+
+    @classmethod
+    def from_stored(cls, d: dict) -> "MeasureSettings":
+        """The settings a run directory recorded; runs written before a setting existed did what is
+        in STORED_BEFORE (prefill was timed eagerly), so resuming them keeps doing it."""
+        return cls.from_dict({**STORED_BEFORE, **d})
 
     def with_(self, **kw) -> "MeasureSettings":
         return replace(self, **kw)
