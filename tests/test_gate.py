@@ -245,7 +245,8 @@ def test_skipped_metrics_are_neither_written_nor_gated(base, tmp_path, capsys):
     assert all("prefill_peak_mib" not in r["metrics"] and "prefill_ms" in r["metrics"]
                for r in doc["rows"].values() if r["status"] == "ok")
     slow = make_run(tmp_path, lognormal(rng, slow={"swimba": 1.2}), rng=rng, name="skip-slow")
-    times = [a for m in ("prefill_ms", "decode_us", "prefill_ms/dense", "decode_us/dense") for a in ("--skip", m)]
+    times = [a for m in ("prefill_ms", "decode_us", "prefill_ms/dense", "decode_us/dense")
+             for a in ("--skip", m)]
     assert cli(["gate", slow.path, "--baseline", path, *times], capsys)[0] == 0
     code, out, _ = cli(["gate", slow.path, "--baseline", path, *times[:4]], capsys)
     assert code == 1 and "prefill time / dense" in out

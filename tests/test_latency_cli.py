@@ -247,8 +247,8 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag(capsys, tmp_path, args, 
 
 
 @pytest.mark.skipif(ON_GPU, reason="GPU-only flags are allowed where there is a GPU")
-@pytest.mark.parametrize("args, flag", [(["--decode", "graph"], "--decode"), (["--prefill", "graph"], "--prefill"),
-                                        (["--flush-l2"], "--flush-l2"),
+@pytest.mark.parametrize("args, flag", [(["--decode", "graph"], "--decode"),
+                                        (["--prefill", "graph"], "--prefill"), (["--flush-l2"], "--flush-l2"),
                                         (["--mamba-ssm"], "--mamba-ssm"), (["--energy"], "--energy"),
                                         (["--power-interval", "10"], "--power-interval"),
                                         (["--device", "cuda"], "--device")])

@@ -37,7 +37,8 @@ FIELDS = {
 }
 LISTS = ("variants", "experts", "top_k", "seq", "batch", "layers")
 # Flags that only mean something on a CUDA GPU, with the value that asks for the GPU feature.
-GPU_ONLY = {"flush_l2": True, "prefill": "graph", "decode": "graph", "mamba_ssm": True, "energy": True, "power_interval": None}
+GPU_ONLY = {"flush_l2": True, "prefill": "graph", "decode": "graph", "mamba_ssm": True, "energy": True,
+            "power_interval": None}
 SWEEP_FIELDS = {f.name for f in fields(Sweep)}
 EXIT_INTERRUPTED, EXIT_ERRORS = 130, 1
 
@@ -378,9 +379,10 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     stdout.print(summary_table(frame, dev.type))
     slow_host = host_bound(frame)
     if slow_host:
+        named = ", ".join(slow_host[:4]) + (", ..." if len(slow_host) > 4 else "")
         console.print(f"[yellow]note:[/] {len(slow_host)} row(s) take the host longer to launch eagerly than "
                       f"the GPU to run (prefill_launch_ms >= prefill_ms): eager timings of them measure "
-                      f"Python, not the layer ({', '.join(slow_host[:4])}{', ...' if len(slow_host) > 4 else ''})")
+                      f"Python, not the layer ({named})")
     console.print(f"results: {run.path / run.RESULTS}  (wall {time.time() - started:.1f} s)")
     if interrupted:
         console.print(f"[yellow]interrupted[/]: completed rows are kept; resume with: "
@@ -408,13 +410,9 @@ def _row_line(point, row) -> str:
             f"({row['decode_mode']})")
 
 
-def _get(r, column: str):
-    return getattr(r, column, None)
-
-
 def _mode(r, phase: str) -> str:
     """' g' or ' e' after a median; older runs, without prefill_mode, timed prefill eagerly."""
-    mode = _get(r, f"{phase}_mode")
+    mode = getattr(r, f"{phase}_mode", None)
     return " g" if mode == "graph" else " e"
 
 
@@ -450,7 +448,8 @@ def summary_table(df, device: str) -> Table:
             "variant": str(r.variant), "E": f(r.experts, "d"), "k": f(r.top_k, "d"), "seq": f(r.seq, "d"),
             "b": f(r.batch, "d"), "L": f(r.layers, "d"), "d_inner": f(r.d_inner, ".0f"),
             "prefill ms": (f"{r.prefill_ms:.3f}" + _mode(r, "prefill")) if ok else "",
-            "±CI%": f(half, ".2f"), "launch ms": f(_get(r, "prefill_launch_ms") if ok else None, ".3f"),
+            "±CI%": f(half, ".2f"),
+            "launch ms": f(getattr(r, "prefill_launch_ms", None) if ok else None, ".3f"),
             "x dense": f(r.prefill_ms / base if ok and base else None, ".2f"),
             "Mtok/s": f(r.prefill_tokens_per_s / 1e6 if ok else None, ".3f"),
             "TFLOP/s": f(r.prefill_tflops if ok else None, ".2f"),

@@ -9,6 +9,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from ..results import COLUMNS_BEFORE
 from ..sweeps.spec import COMPARATOR
 from .statistics import Estimate
 
@@ -57,7 +58,6 @@ BY_NAME = {m.name: m for m in (*GATED, *COMPARED, *FLOPS)}
 
 # What identifies a latency row beyond its key: two rows that differ here are not comparable.
 CONFIG = ("d_model", "d_state", "d_conv", "dtype", "matched", "prefill_mode", "decode_mode")
-LEGACY = {"prefill_mode": "eager"}     # what rows written before the column existed did
 IDENTITY = ("variant", "experts", "top_k", "seq", "batch", "layers") + CONFIG
 
 
@@ -74,8 +74,8 @@ class Row:
     values: dict                      # metric name -> Estimate
 
     def config(self) -> dict:
-        return {k: self.identity.get(k) if self.identity.get(k) is not None else LEGACY.get(k)
-                for k in CONFIG if k in self.identity or k in LEGACY}
+        return {k: self.identity.get(k) if self.identity.get(k) is not None else COLUMNS_BEFORE.get(k)
+                for k in CONFIG if k in self.identity or k in COLUMNS_BEFORE}
 
 
 def plain(v):

@@ -10,7 +10,7 @@ from typing import Optional
 
 import pandas as pd
 
-from ..results import RunDir
+from ..results import COLUMNS_BEFORE, RunDir
 
 
 class RunError(ValueError):
@@ -67,7 +67,7 @@ def load_run(path: Path, name: Optional[str] = None) -> Run:
         rundir = RunDir.existing(path)
         meta = rundir.read_metadata()
         rows = numeric(rundir.results(order=meta.get("points")).frame())
-        rows = with_legacy_modes(rows)
+        rows = with_columns_before(rows)
         samples = rundir.read_samples()
     except FileNotFoundError as e:
         raise RunError(str(e)) from None
@@ -76,11 +76,12 @@ def load_run(path: Path, name: Optional[str] = None) -> Run:
     return Run(name or path.name, path, meta, rows, samples, rundir)
 
 
-def with_legacy_modes(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows written before the prefill_mode column existed timed prefill eagerly: say so."""
-    mode = rows.get("prefill_mode", pd.Series(index=rows.index, dtype=object)).astype(object)
-    unset = mode.isna() | (mode == "")
-    rows["prefill_mode"] = mode.where(~(unset & (rows["status"] == "ok")), "eager")
+def with_columns_before(rows: pd.DataFrame) -> pd.DataFrame:
+    """Measured rows written before a column existed get what they did then (COLUMNS_BEFORE)."""
+    for column, value in COLUMNS_BEFORE.items():
+        have = rows.get(column, pd.Series(index=rows.index, dtype=object)).astype(object)
+        unset = have.isna() | (have == "")
+        rows[column] = have.where(~(unset & (rows["status"] == "ok")), value)
     return rows
 
 

@@ -17,6 +17,8 @@ import pandas as pd
 
 from .atomic import append_line, atomic_write_text
 
+# What rows written before a column existed did, for the columns added since (prefill was eager).
+COLUMNS_BEFORE = {"prefill_mode": "eager"}
 DONE = ("ok", "oom")        # rows --resume does not measure again ("error" rows are retried)
 
 COLUMNS = [

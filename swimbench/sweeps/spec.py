@@ -95,7 +95,8 @@ class Sweep:
         return cls(**_tuples(cls, d))
 
 
-STORED_BEFORE = {"prefill": "eager"}
+STORED_BEFORE = {"prefill": "eager"}   # settings added since, as runs stored before did them
+                                      # (their rows: swimbench.results.COLUMNS_BEFORE)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ RULES = {
     "match": _bool(), "comparator": _choice(COMPARATOR_MODES), "routing": _choice(ROUTINGS),
     "capacity_factor": _num(0, strict=True), "ffn_mult": _int(1),
     "budget_s": _num(0, strict=True), "min_reps": _int(1), "warmup_reps": _int(1), "warmup_s": _num(0),
-    "flush_l2": _bool(), "prefill": _choice(TIMING_MODES), "decode": _choice(TIMING_MODES), "decode_sample_s": _num(0),
+    "flush_l2": _bool(), "prefill": _choice(TIMING_MODES), "decode": _choice(TIMING_MODES),
+    "decode_sample_s": _num(0),
     "energy": _bool(), "energy_window_s": _num(1.0), "power_interval_ms": _num(1.0), "seed": _int(0),
 }
 
