@@ -56,17 +56,19 @@ def _ld(p, m, FULL: tl.constexpr):
 
 
 @triton.jit
-def _load_bc(p, rs, o_s, m_s, N: tl.constexpr, NP: tl.constexpr, FULL: tl.constexpr, PAIRS: tl.constexpr):
-    """B or C of streams rs + o_s (rs = row * S + first stream), [N, SP] as stored; with PAIRS (16-bit
-    values, N even) as [N/2, SP] 32-bit words: a thread reads each word whole and `_widen` splits it,
-    half the loads and conversions."""
+def _load_bc(p, row, g, o_s, m_s, s_l, s_s, N: tl.constexpr, NP: tl.constexpr, FULL: tl.constexpr,
+             PAIRS: tl.constexpr):
+    """B or C of token `row`, streams g + o_s, [N, SP] as stored (strides s_l per token, s_s per stream,
+    in units of what is loaded); with PAIRS (16-bit values, N even) as [N/2, SP] 32-bit words: a thread
+    reads each word whole and `_widen` splits it, half the loads and conversions."""
+    base = row * s_l + (g + o_s[None, :]) * s_s
     if PAIRS:
         o_w = tl.arange(0, NP // 2)
         m = (o_w < N // 2)[:, None] & m_s[None, :]
-        return _ld(p.to(tl.pointer_type(tl.int32)) + (rs + o_s[None, :]) * (N // 2) + o_w[:, None], m, FULL)
+        return _ld(p.to(tl.pointer_type(tl.int32)) + base + o_w[:, None], m, FULL)
     else:
         m = (tl.arange(0, NP) < N)[:, None] & m_s[None, :]
-        return _ld(p + (rs + o_s[None, :]) * N + tl.arange(0, NP)[:, None], m, FULL)
+        return _ld(p + base + tl.arange(0, NP)[:, None], m, FULL)
 
 
 @triton.jit
@@ -88,18 +90,21 @@ def _widen(x, DT: tl.constexpr, NP: tl.constexpr, SP: tl.constexpr, PAIRS: tl.co
 
 @triton.jit
 def _load_token(row, g, G, p_u, p_dt, p_B, p_C, p_z, p_g, p_i, p_bias, p_acc, o_d, m_d, o_s, m_s, DI,
-                N: tl.constexpr, NP: tl.constexpr, S: tl.constexpr, EVEN_D: tl.constexpr,
+                s_u, s_z, s_dt, s_dts, s_bc, s_bcs, N: tl.constexpr, NP: tl.constexpr, S: tl.constexpr, EVEN_D: tl.constexpr,
                 FULL_S: tl.constexpr, PAIRS: tl.constexpr, MIX: tl.constexpr, GATED: tl.constexpr,
-                HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, LOCAL: tl.constexpr, DECODE: tl.constexpr):
+                HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, LOCAL: tl.constexpr, DECODE: tl.constexpr,
+                AL: tl.constexpr):
     """What token `row` (a flat b*l index, int64) brings for trajectory g, as stored: u [BD]; dt [SP, BD]
     and B, C (see `_load_bc`) of streams g + o_s (all k for Swimba, the trajectory's own otherwise); the
     gates; for the separated scan the sum over earlier trajectories. Values are converted where used, so
-    prefetched 16-bit values hold half the registers."""
+    prefetched 16-bit values hold half the registers. u, z, dt, B and C are read through their token
+    (s_u, s_z, s_dt, s_bc) and stream (s_dts, s_bcs) strides: views of the projections' outputs."""
     rs = row * S + g
     m_sd = m_s[:, None] & m_d[None, :]
-    b_u = _ld(p_u + row * DI + o_d, m_d, EVEN_D)
-    b_dt = _ld(p_dt + (rs + o_s[:, None]) * DI + o_d[None, :], m_sd, FULL_S and EVEN_D)
-    b_B = _load_bc(p_B, rs, o_s, m_s, N, NP, FULL_S and N == NP, PAIRS)
+    b_u = _ld(p_u + tl.multiple_of(row * s_u, AL) + o_d, m_d, EVEN_D)
+    b_dt = _ld(p_dt + tl.multiple_of(row * s_dt, AL) + (g + o_s[:, None]) * s_dts + o_d[None, :], m_sd,
+               FULL_S and EVEN_D)
+    b_B = _load_bc(p_B, row, g, o_s, m_s, s_bc, s_bcs, N, NP, FULL_S and N == NP, PAIRS)
     # unused slots carry b_u: same type every iteration, and the compiler drops them
     b_C = b_u
     b_z = b_u
@@ -107,15 +112,15 @@ def _load_token(row, g, G, p_u, p_dt, p_B, p_C, p_z, p_g, p_i, p_bias, p_acc, o_
     b_bias = b_u
     b_acc = b_u
     if not LOCAL:
-        b_C = _load_bc(p_C, rs, o_s, m_s, N, NP, FULL_S and N == NP, PAIRS)
+        b_C = _load_bc(p_C, row, g, o_s, m_s, s_bc, s_bcs, N, NP, FULL_S and N == NP, PAIRS)
         if HAS_Z:
             if GATED:
                 # only the last trajectory gates the sum
-                b_z = _ld(p_z + row * DI + o_d, m_d & (o_d * 0 + g == G - 1), False)
+                b_z = _ld(p_z + tl.multiple_of(row * s_z, AL) + o_d, m_d & (o_d * 0 + g == G - 1), False)
             else:
-                b_z = _ld(p_z + row * DI + o_d, m_d, EVEN_D)
+                b_z = _ld(p_z + tl.multiple_of(row * s_z, AL) + o_d, m_d, EVEN_D)
         if GATED and not DECODE:
-            b_acc = _ld(p_acc + row * DI + o_d, m_d & (o_d * 0 + g > 0), False)
+            b_acc = _ld(p_acc + tl.multiple_of(row * DI, AL) + o_d, m_d & (o_d * 0 + g > 0), False)
     if MIX or (GATED and not LOCAL):
         b_g = _ld(p_g + rs + o_s, m_s, FULL_S)
     if MIX and HAS_BIAS:
@@ -138,7 +143,7 @@ def _step(h, b_sd, acc, row, g, G, b_u, b_dt, b_B, b_C, b_z, b_g, b_bias, b_acc,
           p_y, p_acc, p_B, p_C, o_d, m_d, DI, NP: tl.constexpr, SP: tl.constexpr, EVEN_D: tl.constexpr,
           PAIRS: tl.constexpr, MIX: tl.constexpr, GATED: tl.constexpr, HAS_D: tl.constexpr,
           HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, LOCAL: tl.constexpr,
-          DECODE: tl.constexpr):
+          DECODE: tl.constexpr, AL: tl.constexpr):
     """One token of one trajectory: advance the [N, BD] state h; accumulate delta (LOCAL) or emit y."""
     b_u = b_u.to(tl.float32)
     b_B = _widen(b_B, p_B.dtype.element_ty, NP, SP, PAIRS)
@@ -181,12 +186,12 @@ def _step(h, b_sd, acc, row, g, G, b_u, b_dt, b_B, b_C, b_z, b_g, b_bias, b_acc,
         if GATED and (g < G - 1):
             if not DECODE:
                 # the running sum over trajectories; this program alone reads it back
-                _store_y(p_acc + row * DI + o_d, b_y, m_d, EVEN_D)
+                _store_y(p_acc + tl.multiple_of(row * DI, AL) + o_d, b_y, m_d, EVEN_D)
         else:
             if HAS_Z:
                 b_zf = b_z.to(tl.float32)
                 b_y = b_y * b_zf * tl.sigmoid(b_zf)
-            _store_y(p_y + row * DI + o_d, b_y, m_d, EVEN_D)
+            _store_y(p_y + tl.multiple_of(row * DI, AL) + o_d, b_y, m_d, EVEN_D)
     return h, b_sd, acc
 
 
@@ -208,11 +213,12 @@ def _load_A(p_A, o_d, m_d, o_n, DI, N: tl.constexpr, NP: tl.constexpr, BD: tl.co
 @triton.jit(do_not_specialize=["s_n"])
 def _ssm_kernel(p_u, p_dt, p_A, p_B, p_C, p_D, p_z, p_bias, p_g, p_i, p_y, p_acc, p_hin, p_hout, p_sd,
                 L, T, DI, G,
-                s_ib, s_ic, s_ob, s_oc, s_n,
+                s_ib, s_ic, s_ob, s_oc, s_n, s_u, s_z, s_dt, s_dts, s_bc, s_bcs,
                 N: tl.constexpr, S: tl.constexpr, SP: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
                 EVEN_D: tl.constexpr, PAIRS: tl.constexpr, MIX: tl.constexpr, GATED: tl.constexpr,
                 HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                LOCAL: tl.constexpr, INIT: tl.constexpr, STORE_H: tl.constexpr, PF: tl.constexpr):
+                LOCAL: tl.constexpr, INIT: tl.constexpr, STORE_H: tl.constexpr, PF: tl.constexpr,
+                AL: tl.constexpr):
     """One (channel block, chunk, batch row): scan tokens [c*T, min((c+1)*T, L)) in order, for each of
     the G trajectories in turn (G > 1 only for the separated design, GATED).
 
@@ -233,7 +239,9 @@ def _ssm_kernel(p_u, p_dt, p_A, p_B, p_C, p_D, p_z, p_bias, p_g, p_i, p_y, p_acc
     FULL_S: tl.constexpr = (SP == S) or not MIX
 
     o_d = pid_d * BD + tl.arange(0, BD)
-    m_d = o_d < DI
+    # DI is a multiple of AL: the mask is constant over aligned runs of AL channels, so masked loads and
+    # stores of a partial block stay vectors
+    m_d = tl.max_constancy(o_d < DI, AL)
     o_s = tl.arange(0, SP)
     m_s = o_s < (S if MIX else 1)
     o_n = tl.arange(0, NP)
@@ -278,29 +286,30 @@ def _ssm_kernel(p_u, p_dt, p_A, p_B, p_C, p_D, p_z, p_bias, p_g, p_i, p_y, p_acc
         # loads of the next PF tokens, so a DRAM round trip overlaps PF steps of work. Past the end of
         # the chunk the loads re-read its last token (a cache hit) rather than mask.
         va = _load_token(r0 + t0, g, G, p_u, p_dt, p_B, p_C, p_z, p_g, p_i, p_bias, p_acc, o_d, m_d, o_s, m_s,
-                         DI, N, NP, S, EVEN_D, FULL_S, PAIRS, MIX, GATED, HAS_Z, HAS_BIAS, LOCAL, DECODE)
+                         DI, s_u, s_z, s_dt, s_dts, s_bc, s_bcs, N, NP, S, EVEN_D, FULL_S, PAIRS, MIX, GATED, HAS_Z,
+                         HAS_BIAS, LOCAL, DECODE, AL)
         if PF == 2:
             vb = _load_token(r0 + tl.minimum(t0 + 1, t1 - 1), g, G, p_u, p_dt, p_B, p_C, p_z, p_g, p_i, p_bias,
-                             p_acc, o_d, m_d, o_s, m_s, DI, N, NP, S, EVEN_D, FULL_S, PAIRS, MIX, GATED, HAS_Z,
-                             HAS_BIAS, LOCAL, DECODE)
+                             p_acc, o_d, m_d, o_s, m_s, DI, s_u, s_z, s_dt, s_dts, s_bc, s_bcs, N, NP, S, EVEN_D, FULL_S, PAIRS, MIX, GATED, HAS_Z,
+                             HAS_BIAS, LOCAL, DECODE, AL)
         for t in range(t0, t1, PF):
             ca = va
             va = _load_token(r0 + tl.minimum(t + PF, t1 - 1), g, G, p_u, p_dt, p_B, p_C, p_z, p_g, p_i, p_bias,
-                             p_acc, o_d, m_d, o_s, m_s, DI, N, NP, S, EVEN_D, FULL_S, PAIRS, MIX, GATED, HAS_Z,
-                             HAS_BIAS, LOCAL, DECODE)
+                             p_acc, o_d, m_d, o_s, m_s, DI, s_u, s_z, s_dt, s_dts, s_bc, s_bcs, N, NP, S, EVEN_D, FULL_S, PAIRS, MIX, GATED, HAS_Z,
+                             HAS_BIAS, LOCAL, DECODE, AL)
             if PF == 2:
                 cb = vb
                 vb = _load_token(r0 + tl.minimum(t + 3, t1 - 1), g, G, p_u, p_dt, p_B, p_C, p_z, p_g, p_i,
-                                 p_bias, p_acc, o_d, m_d, o_s, m_s, DI, N, NP, S, EVEN_D, FULL_S, PAIRS, MIX, GATED,
-                                 HAS_Z, HAS_BIAS, LOCAL, DECODE)
+                                 p_bias, p_acc, o_d, m_d, o_s, m_s, DI, s_u, s_z, s_dt, s_dts, s_bc, s_bcs, N, NP, S, EVEN_D, FULL_S, PAIRS, MIX, GATED,
+                                 HAS_Z, HAS_BIAS, LOCAL, DECODE, AL)
             h, b_sd, acc = _step(h, b_sd, acc, r0 + t, g, G, *ca, b_A, b_D, b_bg, p_y, p_acc, p_B, p_C, o_d, m_d,
                                  DI, NP, SP, EVEN_D, PAIRS, MIX, GATED, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, LOCAL,
-                                 DECODE)
+                                 DECODE, AL)
             if PF == 2:
                 if t + 1 < t1:
                     h, b_sd, acc = _step(h, b_sd, acc, r0 + t + 1, g, G, *cb, b_A, b_D, b_bg, p_y, p_acc, p_B,
                                          p_C, o_d, m_d, DI, NP, SP, EVEN_D, PAIRS, MIX, GATED, HAS_D, HAS_Z,
-                                         HAS_BIAS, SOFTPLUS, LOCAL, DECODE)
+                                         HAS_BIAS, SOFTPLUS, LOCAL, DECODE, AL)
 
         if LOCAL:
             slot = (pid_b * n_c + pid_c) * G + g
@@ -424,13 +433,49 @@ def _flags(D, z, bias, softplus):
     return dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None, SOFTPLUS=bool(softplus))
 
 
-def _pairs(B: Tensor, n: int) -> bool:
-    """Read B and C two 16-bit states per 32-bit word (see `_load_bc`)."""
-    return B.element_size() == 2 and n % 2 == 0
+def _pairs(B: Tensor, C: Tensor, n: int, lead: int) -> bool:
+    """Read B and C two 16-bit states per 32-bit word (see `_load_bc`): every word must start on 4 bytes."""
+    strides = [_token_stride(B, lead), *([B.stride(lead)] if B.shape[lead] > 1 else [])]
+    return (B.element_size() == 2 and n % 2 == 0 and all(s % 2 == 0 for s in strides)
+            and B.data_ptr() % 4 == 0 and C.data_ptr() % 4 == 0)
 
 
 def _c(t: Optional[Tensor]) -> Optional[Tensor]:
     return t.contiguous() if t is not None else None
+
+
+def _tokens(t: Optional[Tensor], lead: int) -> Optional[Tensor]:
+    """t as the kernel can address it without a copy where possible: unit last stride, and its `lead`
+    leading dims (b, l) of a scan or (b,) of a step flattening to one token index with one stride.
+    The projections' outputs (z in in_proj's, B and C in x_proj's) pass as views."""
+    if t is None:
+        return None
+    if t.stride(-1) != 1:
+        return t.contiguous()
+    if lead == 2 and t.shape[0] > 1 and t.shape[1] > 1 and t.stride(0) != t.shape[1] * t.stride(1):
+        return t.contiguous()
+    return t
+
+
+def _token_stride(t: Tensor, lead: int) -> int:
+    """The stride of the flat token index row = batch * l + position (see `_tokens`)."""
+    return t.stride(1) if lead == 2 and t.shape[1] > 1 else t.stride(0)
+
+
+def _strides(u, z, dt, B, C, lead: int, pairs: bool) -> tuple:
+    """Token strides of u, z, dt, B/C and stream strides of dt and B/C, as `_ssm_kernel` takes them
+    (B's and C's in 32-bit words when they are read in pairs)."""
+    w = 2 if pairs else 1
+    return (_token_stride(u, lead), _token_stride(z, lead) if z is not None else 0, _token_stride(dt, lead),
+            dt.stride(lead), _token_stride(B, lead) // w, B.stride(lead) // w)
+
+
+def _same_layout(B: Tensor, C: Tensor, lead: int) -> tuple[Tensor, Tensor]:
+    """B and C share one set of strides in the kernel."""
+    B, C = _tokens(B, lead), _tokens(C, lead)
+    if B.stride() != C.stride():
+        B, C = B.contiguous(), C.contiguous()
+    return B, C
 
 
 def _args(u, *ts):
@@ -438,9 +483,17 @@ def _args(u, *ts):
     return [t if t is not None else u for t in ts]
 
 
-def _const(u, B, S, n, p: Plan, mix, gated, D, z, bias, softplus) -> dict:
-    return dict(N=n, S=S, SP=triton.next_power_of_2(S) if mix else 1, NP=triton.next_power_of_2(n), BD=p.block_d,
-                EVEN_D=u.shape[-1] % p.block_d == 0, PAIRS=_pairs(B, n), MIX=mix, GATED=gated,
+def _align(*ints: int) -> int:
+    """The largest of 16, 8, 4, 2, 1 dividing every row stride: told to the compiler (tl.multiple_of), it
+    lets rows of a width Triton does not see as a multiple of 16 (d_inner 4088) load and store in
+    16-byte vectors."""
+    return next(a for a in (16, 8, 4, 2, 1) if all(i % a == 0 for i in ints))
+
+
+def _const(u, S, n, p: Plan, pairs, mix, gated, D, z, bias, softplus, strides=()) -> dict:
+    return dict(AL=_align(u.shape[-1], *strides[:4]), N=n, S=S, SP=triton.next_power_of_2(S) if mix else 1,
+                NP=triton.next_power_of_2(n), BD=p.block_d,
+                EVEN_D=u.shape[-1] % p.block_d == 0, PAIRS=pairs, MIX=mix, GATED=gated,
                 **_flags(D, z, bias, softplus), PF=p.prefetch, num_warps=p.num_warps)
 
 
@@ -451,14 +504,19 @@ def ssm_scan(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, gates: Opti
 
     u, z (b, l, d); dt (b, l, S, d); B, C (b, l, S, n); gates, idx (b, l, S) or None;
     A (G, d, n) with G = S if gates and not mix else 1; D (G, d), bias (G, d), or (E, d) with mix.
+    u, z, dt, B and C may be views (unit last stride): they are read in place.
     Returns y (b, l, d) in u's dtype and, if asked, the final state (b, G, d, n) fp32.
     """
     b, l, d = u.shape
     S, n = dt.shape[2], A.shape[-1]
     G = A.shape[0]
     gated = gates is not None and not mix
-    u, dt, A, B, C, gates, idx, D, z, bias = map(_c, (u, dt, A, B, C, gates, idx, D, z, bias))
-    y = torch.empty_like(u)
+    A, gates, idx, D, bias = map(_c, (A, gates, idx, D, bias))
+    u, z, dt = (_tokens(t, 2) for t in (u, z, dt))
+    B, C = _same_layout(B, C, 2)
+    pairs = _pairs(B, C, n, 2)
+    strides = _strides(u, z, dt, B, C, 2, pairs)
+    y = torch.empty(b, l, d, device=u.device, dtype=u.dtype)
     last = torch.empty(b, G, d, n, device=u.device, dtype=torch.float32) if return_last_state else None
     if l == 0:
         return y, (last.zero_() if last is not None else None)
@@ -468,14 +526,14 @@ def ssm_scan(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, gates: Opti
     T = triton.cdiv(l, p.chunks)
     nc = triton.cdiv(l, T)
     nblk = triton.cdiv(d, p.block_d)
-    const = _const(u, B, S, n, p, mix, gated, D, z, bias, softplus)
+    const = _const(u, S, n, p, pairs, mix, gated, D, z, bias, softplus, strides)
     # the separated scan sums its trajectories' outputs here, in fp32, one trajectory after another
     acc = torch.empty(b, l, d, device=u.device, dtype=torch.float32) if gated and G > 1 else u
     D_, z_, b_, g_, i_, last_ = _args(u, D, z, bias, gates, idx, last)
     state = G * d * n
     if nc == 1:
         _ssm_kernel[(nblk, 1, b)](u, dt, A, B, C, D_, z_, b_, g_, i_, y, acc, u, last_, u,
-                                  l, T, d, G, 0, 0, state, 0, 1, LOCAL=False, INIT=0,
+                                  l, T, d, G, 0, 0, state, 0, 1, *strides, LOCAL=False, INIT=0,
                                   STORE_H=last is not None, **const)
         return y, last
 
@@ -484,11 +542,11 @@ def ssm_scan(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, gates: Opti
     ws = torch.empty(b, nc - 1, G, n, d, device=u.device, dtype=torch.float32)
     sd = torch.empty(b, nc - 1, G, d, device=u.device, dtype=torch.float32)
     _ssm_kernel[(nblk, nc - 1, b)](u, dt, A, B, C, D_, z_, b_, g_, i_, y, acc, u, ws, sd,
-                                   l, T, d, G, 0, 0, (nc - 1) * state, state, 1, LOCAL=True, INIT=0,
+                                   l, T, d, G, 0, 0, (nc - 1) * state, state, 1, *strides, LOCAL=True, INIT=0,
                                    STORE_H=False, **const)
     _combine_kernel[(nblk, G, b)](A, ws, sd, nc - 1, d, G, N=n, NP=const["NP"], BD=p.block_d, num_warps=p.num_warps)
     _ssm_kernel[(nblk, nc, b)](u, dt, A, B, C, D_, z_, b_, g_, i_, y, acc, ws, last_, u,
-                               l, T, d, G, (nc - 1) * state, state, state, 0, 1, LOCAL=False, INIT=2,
+                               l, T, d, G, (nc - 1) * state, state, state, 0, 1, *strides, LOCAL=False, INIT=2,
                                STORE_H=last is not None, **const)
     return y, last
 
@@ -498,23 +556,27 @@ def ssm_step(state: Tensor, u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tens
              softplus: bool, mix: bool) -> Tensor:
     """One decode step of every design, in place on `state` (b, G, d, n) fp32; returns y (b, d).
 
-    u, z (b, d); dt (b, S, d); B, C (b, S, n); gates, idx (b, S). No host synchronisation and no
-    allocation but y, so a CUDA graph can capture it.
+    u, z (b, d); dt (b, S, d); B, C (b, S, n); gates, idx (b, S); u, z, dt, B and C may be views (unit
+    last stride). No host synchronisation and no allocation but y, so a CUDA graph can capture it.
     """
     b, d = u.shape
     S, n = dt.shape[1], A.shape[-1]
     G = A.shape[0]
     gated = gates is not None and not mix
-    u, dt, A, B, C, gates, idx, D, z, bias = map(_c, (u, dt, A, B, C, gates, idx, D, z, bias))
-    y = torch.empty_like(u)
+    A, gates, idx, D, bias = map(_c, (A, gates, idx, D, bias))
+    u, z, dt = (_tokens(t, 1) for t in (u, z, dt))
+    B, C = _same_layout(B, C, 1)
+    pairs = _pairs(B, C, n, 1)
+    y = torch.empty(b, d, device=u.device, dtype=u.dtype)
+    strides = _strides(u, z, dt, B, C, 1, pairs)
     # the kernel addresses each batch row's [G, d, n] block as contiguous; a strided cache goes through a copy
     work = state if state[0].is_contiguous() else state.contiguous()
     p = plan(b, 1, d, triton.next_power_of_2(n), u.device)
     D_, z_, b_, g_, i_ = _args(u, D, z, bias, gates, idx)
     _ssm_kernel[(triton.cdiv(d, p.block_d), 1, b)](
         u, dt, A, B, C, D_, z_, b_, g_, i_, y, u, work, work, u, 1, 1, d, G,
-        work.stride(0), 0, work.stride(0), 0, 1, LOCAL=False, INIT=1, STORE_H=True,
-        **_const(u, B, S, n, p, mix, gated, D, z, bias, softplus))
+        work.stride(0), 0, work.stride(0), 0, 1, *strides, LOCAL=False, INIT=1,
+        STORE_H=True, **_const(u, S, n, p, pairs, mix, gated, D, z, bias, softplus, strides))
     if work is not state:
         state.copy_(work)
     return y

@@ -6,8 +6,8 @@ so b*l per scan and b per decode step), the fewest bytes the op must move (every
 every output written once; a decode step reads and writes its state) and that over the measured
 device-to-device copy bandwidth.
 
-Scans are timed with `triton.testing.do_bench` (CUDA events, L2 flushed before each run); decode
-steps inside a CUDA graph with `do_bench_cudagraph`, rotating through enough state caches that
+Scans and decode steps are replayed from a CUDA graph (`triton.testing.do_bench_cudagraph`,
+medians), so that Python's launch cost stays out; steps rotate through enough state caches that
 they cannot sit in L2.
 """
 from __future__ import annotations
@@ -282,13 +282,10 @@ def check(case: Case, device, with_mamba: bool = True, seed: Optional[int] = Non
 
 
 def copy_bandwidth(device, nbytes: int = 1 << 30) -> float:
-    """Bytes per second of a large device-to-device copy, counting bytes read and written."""
-    from triton.testing import do_bench
-    src = torch.empty(nbytes // 4, device=device, dtype=torch.float32).normal_()
-    dst = torch.empty_like(src)
-    ms = do_bench(lambda: dst.copy_(src), return_mode="median")
-    del src, dst
-    return 2 * nbytes / (ms * 1e-3)
+    """Bytes per second of a large device-to-device copy, counting bytes read and written; measured
+    where the latency run measures it (swimbench.measure.ceilings)."""
+    from swimbench.measure.ceilings import copy_gbps
+    return copy_gbps(device, nbytes) * 1e9
 
 
 def min_bytes(case: Case, x: dict) -> int:
@@ -305,13 +302,17 @@ def _l2_bytes(device) -> int:
 
 
 def time_ms(case: Case, x: dict, fn: Callable, rep_ms: int = 100) -> float:
-    """Median milliseconds of fn(). Steps run in a CUDA graph over rotating copies of the state (so
-    that 4x the L2 size separates two visits of one copy); fn takes the state then."""
+    """Median milliseconds of fn(), replayed from a CUDA graph. A scan is a few launches whose Python
+    side (the custom op, Triton's argument binding) outlasts the GPU's work at short lengths (H200,
+    2026-12-01: the dense scan at b1 l2048 timed 0.316 ms by events around eager calls); a graph
+    replays only the GPU's part. Steps rotate through copies of the state (so that 4x the L2 size
+    separates two visits of one copy); fn takes the state then."""
     from triton.testing import do_bench, do_bench_cudagraph
     # 200 ms of warm-up: after seconds of compiling the GPU idles at low clocks, and 25 ms did not bring
     # them up (H100, 2026-11-23: the first case timed ran 19% slower than the same case timed again)
     if not case.step:
-        return do_bench(fn, warmup=_WARMUP_MS, rep=rep_ms, return_mode="median")
+        do_bench(fn, warmup=_WARMUP_MS, rep=1)          # compiles and autotunes before the capture
+        return do_bench_cudagraph(fn, rep=rep_ms, return_mode="median")
     sets = max(1, min(1024, math.ceil(4 * _l2_bytes(x["state"].device) / x["state"].nbytes)))
     states = [x["state"].clone() for _ in range(sets)]
     turn = [0]
@@ -328,9 +329,16 @@ def time_ms(case: Case, x: dict, fn: Callable, rep_ms: int = 100) -> float:
 
 
 def _row(case: Case, impl: str, ms: float, nbytes: int, copy_bw: float, plan: str = "") -> dict:
+    """flops: 2 x the op's multiply-adds (kernels/flops.py; the inputs always carry D and z), one
+    token per state update."""
+    from .flops import selective_scan_macs, separated_scan_macs, swimba_scan_macs
     updates = case.batch * case.length
+    u, d, n = (updates, case.d_inner), case.d_inner, case.d_state
+    macs = {"dense": lambda: selective_scan_macs(u, (d, n), True, True),
+            "swimba": lambda: swimba_scan_macs(u, (d, n), (updates, case.top_k, d), True, True),
+            "separated": lambda: separated_scan_macs(u, (case.experts, d, n), True, True)}[case.design]()
     return dict(kernel=case.kernel, impl=impl, **{k: v for k, v in asdict(case).items() if k != "kernel"},
-                ms=ms, us=ms * 1e3, state_updates_per_s=updates / (ms * 1e-3), bytes=nbytes,
+                ms=ms, us=ms * 1e3, state_updates_per_s=updates / (ms * 1e-3), bytes=nbytes, flops=2 * macs,
                 gbps=nbytes / (ms * 1e-3) / 1e9, frac_copy_bw=nbytes / (ms * 1e-3) / copy_bw, plan=plan)
 
 

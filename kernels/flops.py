@@ -39,6 +39,17 @@ def combine_op_macs(gates_shape, values_shape) -> int:
     return T * k * N
 
 
+def conv_macs(x_shape, w_shape) -> int:
+    """swimbench::causal_conv1d(_update): K taps per (token, channel); x (..., d), weight (d, [1,] K)."""
+    return _tokens(x_shape, 1) * int(x_shape[-1]) * int(w_shape[-1])
+
+
+def swimba_mix_macs(dt_shape, B_shape, pos_shape) -> int:
+    """swimbench::swimba_mix: dt (M, d), B (M, n), pos (T, k)."""
+    T, k = (int(s) for s in pos_shape)
+    return mixing_macs(T, k, int(dt_shape[-1]), int(B_shape[-1]))
+
+
 def _tokens(shape, trailing: int) -> int:
     t = 1
     for s in shape[: len(shape) - trailing]:

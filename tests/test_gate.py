@@ -17,7 +17,8 @@ from swimbench.report.runs import load_run
 
 from .test_report_synthetic import SWEEP, cli, lognormal, make_run, rng_for
 
-SWIMBA_TIMES = {"prefill_ms", "decode_us", "prefill_ms/dense", "decode_us/dense"}
+SWIMBA_TIMES = {"prefill_ms", "decode_us", "prefill_ms/dense", "decode_us/dense", "prefill_x_floor",
+                "decode_x_floor"}
 SMALL_FLOPS = ["--d-model", "96", "--experts", "1,3", "--top-k", "1", "--seq", "5", "-v", "dense,swimba"]
 
 
@@ -245,10 +246,52 @@ def test_skipped_metrics_are_neither_written_nor_gated(base, tmp_path, capsys):
     assert all("prefill_peak_mib" not in r["metrics"] and "prefill_ms" in r["metrics"]
                for r in doc["rows"].values() if r["status"] == "ok")
     slow = make_run(tmp_path, lognormal(rng, slow={"swimba": 1.2}), rng=rng, name="skip-slow")
-    times = [a for m in ("prefill_ms", "decode_us", "prefill_ms/dense", "decode_us/dense")
-             for a in ("--skip", m)]
+    times = [a for m in ("prefill_ms", "decode_us", "prefill_ms/dense", "decode_us/dense", "prefill_x_floor",
+                         "decode_x_floor") for a in ("--skip", m)]
     assert cli(["gate", slow.path, "--baseline", path, *times], capsys)[0] == 0
     code, out, _ = cli(["gate", slow.path, "--baseline", path, *times[:4]], capsys)
     assert code == 1 and "prefill time / dense" in out
     code, _, err = cli(["gate", slow.path, "--baseline", path, "--skip", "speed"], capsys)
     assert code == 2 and one_line_error(err) and "--skip" in err
+
+
+# --- time over the floor --------------------------------------------------------------------------------
+def test_x_floor_is_gated_with_the_times_evidence_and_stored_without_its_samples(base):
+    """The floor is one number per row, so a time over its floor carries the time's interval and
+    samples, scaled; the baseline keeps its value and interval and derives the samples on loading."""
+    folder, baseline = base
+    run = load_run(next(p for p in folder.iterdir() if p.name.endswith("-base")))
+    doc = json.loads(baseline.read_text())
+    rows = load(baseline).rows
+    for key, row in doc["rows"].items():
+        for phase, time in (("prefill", "prefill_ms"), ("decode", "decode_us")):
+            stored = row["metrics"][f"{phase}_x_floor"]
+            assert "samples" not in stored and stored["ci_lo"] <= stored["value"] <= stored["ci_hi"]
+            x, t = rows[key].values[f"{phase}_x_floor"], rows[key].values[time]
+            assert np.allclose(x.samples, t.samples * x.value / t.value)
+            floor = run.rows.set_index("key").loc[key, f"{phase}_floor_{time.split('_')[1]}"]
+            assert math.isclose(x.value, t.value / floor)
+
+
+def test_a_baseline_without_x_floor_still_gates(base, tmp_path, capsys):
+    """Baselines written before the metric existed: the gate compares what they have and passes."""
+    folder, baseline = base
+    doc = json.loads(baseline.read_text())
+    for row in doc["rows"].values():
+        row["metrics"] = {n: m for n, m in row["metrics"].items() if "x_floor" not in n}
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(doc))
+    rng = rng_for("gate-older")
+    rerun = make_run(folder, lognormal(rng), rng=rng, name="rerun-older")
+    code, out, _ = cli(["gate", rerun.path, "--baseline", older], capsys)
+    assert code == 0 and "PASS" in out and "floor" not in out
+    verdicts = compare(load(older).rows, run_rows(load_run(rerun.path), GATED), GATED, {}, 0.01)
+    assert verdicts and not any("x_floor" in v.metric.name for v in verdicts)
+
+
+def test_the_committed_h100_run_gates_against_its_baseline(capsys):
+    """reports/h100-2026-11-23-batch-seq, written before floors existed, against the committed
+    profiles/baselines/h100.json that was made from it."""
+    code, out, _ = cli(["gate", REPO_BASELINES.parents[1] / "reports" / "h100-2026-11-23-batch-seq",
+                        "--baseline", REPO_BASELINES / "h100.json"], capsys)
+    assert code == 0 and "PASS" in out and "floor" not in out

@@ -59,8 +59,15 @@ def test_a_small_sweep_writes_complete_rows_and_metadata(tmp_path, capsys):
     # FLOP-matched to dense, up to the rounding of d_inner to a multiple of 8 (coarse at d_inner 32)
     assert df.loc[0, "flops_mismatch_pct"] == 0 and df["flops_mismatch_pct"].abs().max() < 10
     assert df["prefill_j_per_token"].isna().all()            # no NVML on the CPU
+    # Counted work in every row, as the rates were derived from it; no ceilings, so no floors, on the CPU.
+    assert (df["prefill_bytes"] > 0).all() and (df["decode_flops"] > 0).all()
+    assert df["prefill_gbps"].to_numpy() == pytest.approx((df["prefill_bytes"] / df["prefill_ms"] / 1e6).to_numpy())
+    assert df["decode_tflops"].to_numpy() == pytest.approx((df["decode_flops"] / df["decode_us"] / 1e6).to_numpy())
+    floors = ["prefill_floor_ms", "prefill_x_floor", "prefill_floor_bound", "decode_floor_us", "decode_x_floor",
+              "decode_floor_bound"]
+    assert df[floors].isna().all().all() and "x floor" not in out
     meta = json.loads((d / "metadata.json").read_text())
-    assert meta["status"] == "complete" and meta["points"] == KEYS
+    assert meta["status"] == "complete" and meta["points"] == KEYS and "ceilings" not in meta
     env = meta["environment"]
     assert env["device"] == "cpu" and env["versions"]["torch"] and env["versions"]["swimbench"]
     assert "commit" in env["git"] and env["profile"]["name"] == "cpu"

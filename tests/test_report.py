@@ -1,18 +1,21 @@
 """`swimbench report`: every figure of a synthetic GPU run, graceful skips on a CPU run, a two-run
 comparison whose significance calls follow the data, and one-line errors."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from swimbench.report.ceilings import H100_GBPS, H100_TFLOPS, resolve
+from swimbench.report.ceilings import resolve
 from swimbench.report.compare import comparison
-from swimbench.report.figures import FIGURES
+from swimbench.report.figures import FIGURES, achieved_vs_ceilings, x_floor
 from swimbench.report.runs import load_run
 from swimbench.sweeps.spec import Sweep
 
 from .test_report_synthetic import H100, SWEEP, cli, lognormal, make_run, rng_for
 
 NAMES = [f.__name__ for f in FIGURES]
+COMMITTED = Path(__file__).resolve().parents[1] / "reports" / "h100-2026-11-23-batch-seq"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -44,7 +47,7 @@ def test_every_figure_of_a_gpu_run(gpu_run, tmp_path, capsys):
     # Each figure's data as a table: the prefill table has a row per configuration.
     assert summary.count("| swimba ") >= sum(p.variant == "swimba" for p in SWEEP.points())
     assert " median ms |" in summary and "% of ceiling |" in summary and " mean_W |" in summary
-    assert "H100 default, not measured" in summary
+    assert "measured: 1 GiB device copy" in summary and "not measured" not in summary
     assert "| mamba_ssm " in summary             # the comparator's rows are drawn and tabled
 
 
@@ -65,8 +68,9 @@ def test_a_cpu_run_skips_what_it_lacks_and_says_why(tmp_path, capsys):
     summary = (out / "summary.md").read_text()
     assert "*Skipped: no energy measured: energy columns empty: device=cpu" in summary
     assert "*Skipped: no power trace" in summary and "*Skipped: the run measured one batch (1)" in summary
-    assert "no ceiling known" in summary or "none known" in summary
-    assert err.count("skipped") == 3
+    assert "Ceilings: not measured by this run" in summary
+    assert "*Skipped: no device ceilings: not measured by this run" in summary
+    assert err.count("skipped") == 4
     assert "Configurations without a measurement" in summary and f"| {oom} " in summary
 
 
@@ -112,19 +116,23 @@ def test_a_comparison_names_what_was_timed_differently(tmp_path, capsys):
     assert "**2 configuration(s) were set up differently (prefill_mode graph -> eager)" in summary
 
 
-def test_ceilings_come_from_flags_then_metadata_then_h100_defaults():
+def test_ceilings_come_from_flags_then_metadata_and_nowhere_else():
     rng = rng_for("ceilings")
     measured = {"tflops": float(rng.uniform(100, 900)), "gbps": float(rng.uniform(500, 4000)),
                 "source": "probe"}
-    c = resolve({"ceilings": measured}, H100)
+    c = resolve({"ceilings": measured})
     assert (c.tflops.value, c.gbps.value) == (measured["tflops"], measured["gbps"])
     assert "probe" in c.tflops.source
     flag = float(rng.uniform(1, 100))
-    c = resolve({"ceilings": measured}, H100, tflops=flag)
+    c = resolve({"ceilings": measured}, tflops=flag)
     assert c.tflops.value == flag and c.gbps.value == measured["gbps"]
-    c = resolve({}, H100)
-    assert (c.tflops.value, c.gbps.value) == (H100_TFLOPS, H100_GBPS) and "not measured" in c.gbps.source
-    assert resolve({}, "NVIDIA A100-SXM4-80GB").tflops is None and resolve({}, None).gbps is None
+    assert (c.device.tflops, c.device.gbps) == (flag, measured["gbps"])
+    # No default for any GPU: a run that measured none has none, and says so.
+    h100 = {"environment": {"device": "cuda", "gpu": {"name": H100}}}
+    c = resolve(h100)
+    assert c.tflops is None and c.gbps is None and c.device is None and "not measured" in c.sources()
+    c = resolve(h100, gbps=flag)
+    assert c.tflops is None and c.device.gbps == flag and c.device.tflops is None
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
@@ -154,3 +162,64 @@ def test_power_trace_leaves_the_pause_of_a_resumed_run_blank(tmp_path):
     assert counted <= span + 1e-6 and counted > 0.5 * span
     line = drawn.fig.axes[0].lines[0].get_ydata()
     assert np.isnan(line.astype(float)).sum() == 1
+
+
+# --- the floor ------------------------------------------------------------------------------------------
+def test_x_floor_figure_draws_each_rows_floor_at_the_runs_ceilings(gpu_run):
+    """Read back, the figure's floors are those the run wrote (one arithmetic for both), each bound by
+    its larger term; ceilings from the flags move every row's time over floor by their ratio."""
+    run = load_run(gpu_run)
+    meta = run.meta["ceilings"]
+    drawn = x_floor(run, resolve(run.meta))
+    assert drawn.skipped is None and drawn.fig is not None
+    stored = run.ok.set_index("key")
+    data = drawn.data.assign(key=run.ok[run.ok["prefill_x_floor"].notna()]["key"].to_numpy()).set_index("key")
+    for phase, unit in (("prefill", "ms"), ("decode", "us")):
+        assert np.allclose(data[f"{phase} x floor"], stored.loc[data.index, f"{phase}_x_floor"])
+        memory = stored[f"{phase}_bytes"] / (meta["gbps"] * 1e9)
+        compute = stored[f"{phase}_flops"] / (meta["tflops"] * 1e12)
+        bound = np.where(memory >= compute, "memory", "compute")
+        assert (stored[f"{phase}_floor_bound"] == bound).all()
+    titles = " ".join(ax.get_title() for ax in drawn.fig.axes)
+    assert "floor bound by" in titles
+    scale = float(rng_for("x-floor-scale").uniform(1.5, 4))
+    flagged = x_floor(run, resolve(run.meta, tflops=meta["tflops"] * scale, gbps=meta["gbps"] * scale))
+    assert np.allclose(flagged.data["prefill x floor"], drawn.data["prefill x floor"] * scale)
+    assert (flagged.data["decode bound"] == drawn.data["decode bound"]).all()
+
+
+def test_a_run_without_ceilings_says_not_measured_and_flags_give_it_floors(tmp_path, capsys):
+    """As the runs written before ceilings were measured: no ceilings, no counted bytes or FLOPs. The
+    report renders, the floor figure is skipped as not measured, the achieved figure says so in its
+    panel titles (never over the data); with both flags the floors come from the achieved rates."""
+    rng = rng_for("report-old")
+    sweep = Sweep(d_model=128, variants=("dense", "swimba", "separated"), experts=(2, 4), top_k=(1,),
+                  seq=(512,), batch=(1, 4))
+    old = make_run(tmp_path, lognormal(rng), rng=rng, sweep=sweep, name="old", ceilings=None, counted=False)
+    code, _, err = cli(["report", old.path, "--out", tmp_path / "r"], capsys)
+    assert code == 0 and "not measured" in err
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "*Skipped: no device ceilings: not measured by this run" in summary
+    run = load_run(old.path)
+    achieved = achieved_vs_ceilings(run, resolve(run.meta))
+    assert all("not measured" in ax.get_title() and not ax.texts for ax in achieved.fig.axes)
+
+    tflops, gbps = float(rng.uniform(200, 1000)), float(rng.uniform(1000, 5000))
+    code, _, _ = cli(["report", old.path, "--out", tmp_path / "f", "--peak-tflops", tflops, "--peak-gbps", gbps],
+                     capsys)
+    assert code == 0
+    assert_figure(tmp_path / "f" / old.path.name, "x_floor")
+    drawn = x_floor(run, resolve(run.meta, tflops, gbps))
+    ok = run.ok
+    expected = np.minimum(gbps / ok["prefill_gbps"], tflops / ok["prefill_tflops"])
+    assert np.allclose(drawn.data["prefill x floor"], expected.to_numpy())
+
+
+def test_the_committed_h100_run_still_renders(tmp_path, capsys):
+    """reports/h100-2026-11-23-batch-seq was written before runs measured ceilings or stored bytes."""
+    code, _, err = cli(["report", COMMITTED, "--out", tmp_path], capsys)
+    assert code == 0 and "Time over the floor" in err and "not measured" in err
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Ceilings: not measured by this run" in summary
+    run = load_run(COMMITTED)
+    assert (run.ok["prefill_bytes"] > 0).all() and run.ok["prefill_x_floor"].isna().all()

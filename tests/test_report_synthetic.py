@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from swimbench.cli import main
+from swimbench.measure.ceilings import DeviceCeilings, floor_columns
 from swimbench.measure.energy import PowerSample
 from swimbench.measure.env import capture
 from swimbench.measure.point import identity
@@ -68,14 +69,28 @@ def moved(sizing, tokens: int) -> int:
     return 2 * sizing.params_total + 4 * tokens * sizing.cfg.d_model
 
 
+def synthetic_ceilings(gpu: str) -> dict:
+    """Ceilings as a latency run records them, drawn in the range of today's GPUs, one pair per GPU
+    (its runs share them, as a GPU's measurements agree from run to run)."""
+    rng = rng_for(f"ceilings of {gpu}")
+    return DeviceCeilings(float(rng.uniform(1000, 5000)), float(rng.uniform(200, 1000)),
+                          "synthetic: drawn by the test").as_meta()
+
+
 def make_run(parent, draw: Draw, *, rng: np.random.Generator, gpu: Optional[str] = H100,
              sweep: Sweep = SWEEP, name: str = "synthetic", drawn: Optional[dict] = None,
-             comparator: bool = False, oom: tuple = (), prefill_mode: Optional[str] = "auto") -> RunDir:
+             comparator: bool = False, oom: tuple = (), prefill_mode: Optional[str] = "auto",
+             ceilings="auto", counted: bool = True) -> RunDir:
     """A complete run directory; `drawn`, if given, receives the samples of each (key, phase).
     With a GPU name: energy columns and a power trace; without (device cpu): neither, as a CPU run.
     `comparator` adds mamba-ssm rows; the points whose keys are in `oom` ran out of memory.
     prefill_mode: graph on a GPU and eager on the CPU by default; None leaves the column out, as
-    runs written before it existed did."""
+    runs written before it existed did. ceilings: recorded in the metadata and giving every row its
+    floor, drawn by default on a GPU (None on the CPU); None for none, as runs written before they were
+    measured. counted=False leaves out the bytes and FLOPs columns, as those runs did too."""
+    if ceilings == "auto":
+        ceilings = synthetic_ceilings(gpu) if gpu else None
+    measured = DeviceCeilings.from_meta(ceilings)
     run = RunDir.create(parent, name)
     points = sweep.points(comparator=comparator)
     env = capture("cpu", argv=["swimbench", "latency", "--synthetic"], profile={"name": name})
@@ -89,7 +104,8 @@ def make_run(parent, draw: Draw, *, rng: np.random.Generator, gpu: Optional[str]
     run.write_metadata({"tool": "swimbench latency", "created": "2026-01-01T00:00:00+0000",
                         "status": "complete", "profile": {"name": name}, "sweep": sweep.as_dict(),
                         "settings": MeasureSettings().as_dict(), "points": [p.key for p in points],
-                        "environment": env, "attempts": [{"attempt": 1, "notes": notes, "wall_s": 1.0}]})
+                        "environment": env, "attempts": [{"attempt": 1, "notes": notes, "wall_s": 1.0}],
+                        **({"ceilings": ceilings} if ceilings else {})})
     results = run.results(order=[p.key for p in points])
     clock = 1.7e9
     for p in points:
@@ -112,11 +128,15 @@ def make_run(parent, draw: Draw, *, rng: np.random.Generator, gpu: Optional[str]
         for phase, per_s, n_tok in (("prefill_ms", 1e3, tokens), ("decode_us", 1e6, p.batch)):
             st = summarize(samples[phase])
             col = phase.split("_")[0]
+            nbytes, flops = moved(s, n_tok), s.flops_per_token * n_tok
+            if counted:
+                row.update({f"{col}_bytes": nbytes, f"{col}_flops": flops,
+                            **floor_columns(col, st.median, nbytes, flops, measured)})
             row.update({phase: st.median, f"{phase}_p10": st.p10, f"{phase}_p90": st.p90,
                         f"{phase}_ci_lo": st.ci_lo, f"{phase}_ci_hi": st.ci_hi, f"{col}_samples": st.n,
                         f"{col}_tokens_per_s": n_tok / (st.median / per_s),
-                        f"{col}_tflops": s.flops_per_token * n_tok / (st.median / per_s) / 1e12,
-                        f"{col}_gbps": moved(s, n_tok) / (st.median / per_s) / 1e9,
+                        f"{col}_tflops": flops / (st.median / per_s) / 1e12,
+                        f"{col}_gbps": nbytes / (st.median / per_s) / 1e9,
                         f"{col}_peak_mib": (moved(s, n_tok) + 8 * n_tok * s.cfg.d_inner) / 2 ** 20
                         if gpu else None})
             if gpu:

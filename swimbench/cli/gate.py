@@ -104,7 +104,8 @@ def gate(
     threshold: List[str] = typer.Option([], "--threshold", "-t",
                                         help="METRIC=RATIO: flag METRIC past this now/baseline ratio. "
                                              "Defaults 1.10 for prefill_ms, decode_us, their /dense "
-                                             "ratios and peak memory; FLOP counts must match exactly."),
+                                             "ratios, their x floor and peak memory; FLOP counts must "
+                                             "match exactly."),
     skip: List[str] = typer.Option([], "--skip", "-s", metavar="METRIC",
                                    help="Leave METRIC out of the gate, or of the baseline --update writes "
                                         "(e.g. prefill_ms where absolute times are not comparable)."),

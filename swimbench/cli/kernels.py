@@ -18,7 +18,10 @@ DTYPES = ("bf16", "fp16", "fp32")
 OUT_SUFFIXES = (".csv", ".json")
 UNITS = ("state updates: one token advancing one sequence's whole SSM state (b*l per scan, b per step); "
          "bytes: every input read once, every output written once (a step reads and writes its state); "
-         "copy bw: a 1 GiB device-to-device copy, bytes read plus written.")
+         "copy bw: a 1 GiB device-to-device copy, bytes read plus written; "
+         "x floor: time over max(bytes / copy bw, FLOPs / bf16 GEMM rate), FLOPs 2 x the op's multiply-adds "
+         "(kernels/flops.py), m or c: memory or compute bounds it. The scan's FLOPs run on CUDA cores, not "
+         "the tensor cores the GEMM rate is measured on, so its compute floor is an under-estimate.")
 
 
 @app.command()
@@ -36,7 +39,8 @@ def kernels(
     rep: int = typer.Option(100, help="Milliseconds of timed repeats per case."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the rows to FILE (.csv or .json)."),
 ):
-    """Time each kernel at each shape: median time, state updates/s, bytes moved, share of copy bandwidth."""
+    """Time each kernel at each shape: median time, state updates/s, bytes moved, share of copy bandwidth,
+    time over the floor the device's measured ceilings put under it."""
     kernel_list = one_of("--kernel", split_strs(kernel), KERNELS)
     batches = [positive("--batch", b) for b in split_ints("--batch", batch)]
     lengths = [positive("--length", n) for n in split_ints("--length", length)]
@@ -58,6 +62,7 @@ def kernels(
     import pandas as pd
 
     from ..kernels import bench as kb
+    from ..measure.ceilings import floor, measure
 
     cases = []
     for k in kernel_list:
@@ -69,30 +74,48 @@ def kernels(
 
     console = Console(stderr=True)
     rows = []
-    with console.status("measuring copy bandwidth...") as status:
-        copy_bw = kb.copy_bandwidth("cuda")
+    with console.status("measuring the device's ceilings (copy bandwidth, bf16 GEMM)...") as status:
+        ceilings = measure("cuda")
+        copy_bw = ceilings.gbps * 1e9
         for c in cases:
             status.update(f"timing {c.label}")
             for r in kb.bench(c, "cuda", copy_bw, with_mamba=mamba, rep_ms=rep):
-                rows.append(dict(r, label=c.label, copy_gbps=copy_bw / 1e9))
-    _print(rows, copy_bw, torch.cuda.get_device_name())
+                f = floor(r["bytes"], r.get("flops"), ceilings)
+                rows.append(dict(r, label=c.label, copy_gbps=ceilings.gbps, gemm_tflops=ceilings.tflops,
+                                 floor_ms=f.seconds * 1e3 if f else None,
+                                 x_floor=r["ms"] / (f.seconds * 1e3) if f else None,
+                                 floor_bound=f.bound if f else None))
+    _print(rows, ceilings, torch.cuda.get_device_name())
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         df = pd.DataFrame(rows)
         if out.suffix == ".csv":
             df.to_csv(out, index=False)
         else:
-            out.write_text(json.dumps(dict(device=torch.cuda.get_device_name(), copy_gbps=copy_bw / 1e9,
-                                           units=UNITS, rows=df.to_dict("records")), indent=2) + "\n")
+            out.write_text(json.dumps(dict(device=torch.cuda.get_device_name(), copy_gbps=ceilings.gbps,
+                                           ceilings=ceilings.as_meta(), units=UNITS,
+                                           rows=df.to_dict("records")), indent=2) + "\n")
 
 
-def _print(rows: list[dict], copy_bw: float, device: str) -> None:
-    table = Table(title=f"swimbench kernels on {device} (copy bandwidth {copy_bw / 1e9:,.0f} GB/s)", caption=UNITS,
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("case", "impl", "time", "updates/s", "MB moved", "GB/s", "of copy bw", "plan"):
-        table.add_column(name, justify="left" if name in ("case", "impl", "plan") else "right")
+def _print(rows: list[dict], ceilings, device: str) -> None:
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=200)        # logs and pipes get the whole table, not an 80-column squeeze
+    out.print(table(rows, ceilings, device))
+
+
+def table(rows: list[dict], ceilings, device: str) -> Table:
+    """The benchmark table of `rows` (kernels.bench rows with label, x_floor and floor_bound)."""
+    out = Table(title=f"swimbench kernels on {device} (copy {ceilings.gbps:,.0f} GB/s, bf16 GEMM "
+                      f"{ceilings.tflops:,.0f} TFLOP/s)", caption=UNITS, box=box.SIMPLE_HEAD, pad_edge=False)
+    longest = max((len(r["label"]) for r in rows), default=4)
+    for name in ("case", "impl", "time", "updates/s", "MB moved", "GB/s", "of copy bw", "x floor", "plan"):
+        # the case names a row: never cut or wrapped, however narrow the terminal
+        out.add_column(name, justify="left" if name in ("case", "impl", "plan") else "right",
+                       **(dict(no_wrap=True, min_width=longest) if name == "case" else {}))
     for r in rows:
         t = f"{r['us']:,.2f} us" if r["us"] < 1e3 else f"{r['ms']:,.3f} ms"
-        table.add_row(r["label"], r["impl"], t, f"{r['state_updates_per_s']:.3g}", f"{r['bytes'] / 1e6:,.1f}",
-                      f"{r['gbps']:,.0f}", f"{r['frac_copy_bw']:.0%}", r["plan"])
-    Console().print(table)
+        x = f"{r['x_floor']:.2f} {r['floor_bound'][0]}" if r.get("x_floor") is not None else ""
+        out.add_row(r["label"], r["impl"], t, f"{r['state_updates_per_s']:.3g}", f"{r['bytes'] / 1e6:,.1f}",
+                    f"{r['gbps']:,.0f}", f"{r['frac_copy_bw']:.0%}", x, r["plan"])
+    return out

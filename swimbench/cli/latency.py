@@ -313,6 +313,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
         meta = run.read_metadata()
         meta["points"] = [p.key for p in points]
     attempt = len(meta["attempts"]) + 1
+    ceilings = _ceilings(console, dev, meta, attempt, notes)
     meta["attempts"].append({"attempt": attempt, "started": _iso(started), "command": env["command"],
                              "environment": env, "notes": notes})
     meta["status"] = "running"
@@ -332,7 +333,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                         transient=False)
     measurer = PointMeasurer(sweep, settings, dev, nvml, sampler,
-                             note=lambda s: progress.console.print(f"[yellow]note:[/] {s}"))
+                             note=lambda s: progress.console.print(f"[yellow]note:[/] {s}"), ceilings=ceilings)
 
     def record(point, row, samples):
         row.update({"device": dev.type, "attempt": attempt, "measured_at": _iso(time.time())})
@@ -394,6 +395,36 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     return 0
 
 
+def _ceilings(console, dev, meta: dict, attempt: int, notes: list):
+    """The device's ceilings for this run's floors: measured now on a GPU and kept in meta["ceilings"];
+    a resumed run keeps those of its first measurement, so that all its rows share one floor (and
+    measures them now if it has none: a run from before they were measured). None on the CPU."""
+    from ..measure.ceilings import DeviceCeilings, measure
+    from ..sweeps.runner import release_memory
+    if dev.type != "cuda":
+        return None
+    kept = DeviceCeilings.from_meta(meta.get("ceilings"))
+    if kept is not None:
+        console.print(f"device ceilings kept from attempt {meta['ceilings'].get('attempt', 1)}: "
+                      f"{_ceilings_text(kept)}")
+        return kept
+    try:
+        with console.status("measuring the device's ceilings (copy bandwidth, bf16 GEMM)..."):
+            measured = measure(dev)
+    except Exception as e:  # noqa: BLE001  (no floors is a note, not a failed run)
+        notes.append(f"device ceilings not measured ({type(e).__name__}: {e}): floor columns empty")
+        return None
+    finally:
+        release_memory()            # the first row's peak memory must not hold the probes' buffers
+    meta["ceilings"] = {**measured.as_meta(), "attempt": attempt}
+    console.print(f"device ceilings: {_ceilings_text(measured)}")
+    return measured
+
+
+def _ceilings_text(c) -> str:
+    return f"{c.gbps:,.0f} GB/s copy, {c.tflops:,.0f} TFLOP/s bf16 GEMM ({c.source})"
+
+
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
@@ -405,9 +436,21 @@ def _row_line(point, row) -> str:
     energy = f", {j * 1e3:.3f} mJ/token" if j is not None else ""
     launch = row.get("prefill_launch_ms")
     launch = f", launch {launch:.3f} ms" if launch is not None else ""
+    pre_floor, dec_floor = (f", {row[f'{p}_x_floor']:.2f}x its {row[f'{p}_floor_bound']} floor"
+                            if row.get(f"{p}_x_floor") is not None else "" for p in ("prefill", "decode"))
     return (f"[green]ok[/] {point.label()}: prefill {row['prefill_ms']:.3f} ms ({row['prefill_mode']}"
-            f"{launch}, {row['prefill_tflops']:.1f} TFLOP/s{energy}), decode {row['decode_us']:.1f} us "
-            f"({row['decode_mode']})")
+            f"{launch}, {row['prefill_tflops']:.1f} TFLOP/s{energy}{pre_floor}), decode "
+            f"{row['decode_us']:.1f} us ({row['decode_mode']}{dec_floor})")
+
+
+def _x_floor(r, phase: str) -> str:
+    """'3.21 m': a phase's time over its floor and the floor's bound (m memory, c compute); '' for
+    rows without (CPU runs, older runs)."""
+    import pandas as pd
+    x = getattr(r, f"{phase}_x_floor", None)
+    if x is None or pd.isna(x):
+        return ""
+    return f"{x:.2f} {str(getattr(r, f'{phase}_floor_bound'))[:1]}"
 
 
 def _mode(r, phase: str) -> str:
@@ -431,7 +474,8 @@ def summary_table(df, device: str) -> Table:
     """The run at a glance: medians with their 95% intervals, throughput, energy, memory. Columns that
     are empty in every row (energy and memory on the CPU, say) are left out."""
     import pandas as pd
-    text = ("key", "status", "error", "variant", "prefill_mode", "decode_mode")
+    text = ("key", "status", "error", "variant", "prefill_mode", "decode_mode", "prefill_floor_bound",
+            "decode_floor_bound")
     num = df.apply(lambda c: c if c.name in text else pd.to_numeric(c, errors="coerce"))
     dense = {(r.seq, r.batch, r.layers): r.prefill_ms for r in num.itertuples()
              if r.variant == "dense" and r.status == "ok"}
@@ -453,7 +497,9 @@ def summary_table(df, device: str) -> Table:
             "x dense": f(r.prefill_ms / base if ok and base else None, ".2f"),
             "Mtok/s": f(r.prefill_tokens_per_s / 1e6 if ok else None, ".3f"),
             "TFLOP/s": f(r.prefill_tflops if ok else None, ".2f"),
+            "x floor": _x_floor(r, "prefill") if ok else "",
             "decode us": (f"{r.decode_us:.1f}" + _mode(r, "decode")) if ok else "",
+            "dec x floor": _x_floor(r, "decode") if ok else "",
             "mJ/tok": f(r.prefill_j_per_token * 1e3 if ok else None, ".4f"),
             "dec mJ/tok": f(r.decode_j_per_token * 1e3 if ok else None, ".4f"),
             "peak MiB": f(peak, ".0f"), "status": str(r.status),
@@ -469,6 +515,8 @@ def summary_table(df, device: str) -> Table:
               "±CI%": "±CI%: half-width of the 95% bootstrap interval of the prefill median",
               "launch ms": "launch ms: host time to launch one eager forward",
               "x dense": "x dense: prefill time over dense at the same seq, batch and layers",
+              "x floor": "x floor: median over the least time the counted bytes (at the measured copy "
+                         "bandwidth) or FLOPs (at the measured bf16 GEMM rate) allow, m or c: which bound it",
               "mJ/tok": "mJ/tok: NVML energy counter"}
     table.caption = "; ".join(v for k, v in legend.items() if k in keep)
     return table

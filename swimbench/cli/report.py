@@ -19,15 +19,16 @@ def report(
                                       show_default=False, metavar="RUN..."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", show_default="RUN/report of the first run",
                                        help="Where the figures and summary.md go."),
-    peak_tflops: Optional[float] = typer.Option(None, show_default="from the run's metadata; on an H100 790",
-                                                help="Compute ceiling of the figures, TFLOP/s."),
-    peak_gbps: Optional[float] = typer.Option(None, show_default="from the run's metadata; on an H100 3000",
-                                              help="Memory-bandwidth ceiling of the figures, GB/s."),
+    peak_tflops: Optional[float] = typer.Option(None, show_default="measured by the run, in its metadata",
+                                                help="Compute ceiling of the figures and floors, TFLOP/s."),
+    peak_gbps: Optional[float] = typer.Option(None, show_default="measured by the run, in its metadata",
+                                              help="Memory-bandwidth ceiling of the figures and floors, GB/s."),
 ):
     """Figures and a markdown summary of latency runs, and a comparison of runs.
 
     Scaling with experts, batch and sequence length, energy and power, achieved TFLOP/s and bandwidth
-    against the device's ceilings, the data of every figure and the environment of every run."""
+    against the device's ceilings, time over the floor they give, the data of every figure and the
+    environment of every run."""
     for flag, v in (("--peak-tflops", peak_tflops), ("--peak-gbps", peak_gbps)):
         if v is not None and not v > 0:
             raise bad(flag, v, "a number > 0")

@@ -43,9 +43,20 @@ def _combine(gates, values, **_):
     return opf.combine_op_macs(gates, values)
 
 
+def _conv(x, w, **_):
+    return opf.conv_macs(x, w)
+
+
+def _mix(dt, B, pos, **_):
+    return opf.swimba_mix_macs(dt, B, pos)
+
+
 # name -> (formula, positions of the arguments it reads), positions as in the op schemas.
 _OPS = {
     "combine": (_combine, dict(gates=0, values=1)),
+    "causal_conv1d": (_conv, dict(x=0, w=1)),
+    "causal_conv1d_update": (_conv, dict(x=0, w=2)),
+    "swimba_mix": (_mix, dict(dt=0, B=1, pos=3)),
     "selective_scan": (_scan, dict(u=0, A=2, D=5, z=6)),
     "swimba_scan": (_swimba, dict(u=0, dt=1, A=2, D=7, z=8)),
     "separated_scan": (_separated, dict(u=0, A=2, D=6, z=7)),

@@ -8,7 +8,8 @@ FLOP counts (flops.json) that any machine can check.
                     "metrics": {name: {"value": v, "ci_lo": lo, "ci_hi": hi, "samples": [...]}}}}}
 
 A latency baseline keeps at most SAMPLES_KEPT raw samples per metric (a random subset: the rank test
-stays valid, the file stays small); ratios to dense are derived on loading, as for a run. A plain
+stays valid, the file stays small); ratios to dense are derived on loading, as for a run, and so are
+the samples of the times over their floors (the time's samples, scaled: they are not stored). A plain
 `swimbench flops --format json` output is also accepted as a FLOP baseline.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..results import atomic_write_text
 from . import flops as flop_gate
-from .metrics import GATED, Row, plain, run_rows, with_ratios
+from .metrics import BY_NAME, GATED, Row, plain, run_rows, with_ratios, with_scaled
 from .statistics import Estimate
 
 SCHEMA = 1
@@ -71,8 +72,8 @@ def load(path: Path) -> Baseline:
             raise ValueError(f"no \"swimbench_baseline\": {SCHEMA} field")
         rows = {k: _row(k, r) for k, r in doc["rows"].items()}
         if doc["kind"] == "latency":
-            return Baseline(path, "latency", with_ratios(rows, GATED), doc["device"], doc.get("gpu"),
-                            source=doc.get("source"))
+            rows = with_ratios(with_scaled(rows, GATED), GATED)
+            return Baseline(path, "latency", rows, doc["device"], doc.get("gpu"), source=doc.get("source"))
         if doc["kind"] == "flops":
             return Baseline(path, "flops", rows, request=doc["request"], source=doc.get("source"))
         raise ValueError(f"unknown kind {doc['kind']!r}")
@@ -96,7 +97,8 @@ def _row_doc(row: Row, rng: np.random.Generator) -> dict:
         if "/" in name:                            # ratios to dense: derived again on loading
             continue
         m = {"value": e.value, "ci_lo": e.lo, "ci_hi": e.hi}
-        if e.samples is not None:
+        scaled = row.values.get(getattr(BY_NAME.get(name), "scales", None))
+        if e.samples is not None and (scaled is None or scaled.samples is None):    # else derived on loading
             s = e.samples
             if s.size > SAMPLES_KEPT:
                 s = s[np.sort(rng.choice(s.size, SAMPLES_KEPT, replace=False))]

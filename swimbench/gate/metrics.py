@@ -29,6 +29,8 @@ class Metric:
     column: Optional[str] = None      # the results.csv column (ratio metrics have none)
     samples: Optional[str] = None     # the samples.jsonl field of the raw samples
     of: Optional[str] = None          # ratio: the metric it divides by dense's
+    scales: Optional[str] = None      # a fixed multiple of this timed metric within a row: its
+                                      # interval and samples, scaled, are this one's
 
 
 def _timed(name, label, threshold):
@@ -39,8 +41,16 @@ def _ratio(of, threshold):
     return Metric(f"{of}/dense", f"{of.split('_')[0]} time / dense", "ratio", threshold, of=of)
 
 
+def _over_floor(phase, time, threshold):
+    """A phase's time over its floor (the floor is one number per row: the run's ceilings and the
+    row's counts), so it is as noisy as the time and gated as a time is."""
+    return Metric(f"{phase}_x_floor", f"{phase} time / floor", "timed", threshold,
+                  column=f"{phase}_x_floor", scales=time)
+
+
 PREFILL, DECODE = _timed("prefill_ms", "prefill (ms)", 1.10), _timed("decode_us", "decode (us)", 1.10)
 PREFILL_RATIO, DECODE_RATIO = _ratio("prefill_ms", 1.10), _ratio("decode_us", 1.10)
+X_FLOOR = (_over_floor("prefill", "prefill_ms", 1.10), _over_floor("decode", "decode_us", 1.10))
 MEMORY = (Metric("prefill_peak_mib", "prefill peak (MiB)", "deterministic", 1.10, column="prefill_peak_mib"),
           Metric("decode_peak_mib", "decode peak (MiB)", "deterministic", 1.10, column="decode_peak_mib"))
 LATENCY_EXACT = (Metric("flops_per_token", "FLOPs/token", "exact", column="flops_per_token"),
@@ -49,7 +59,7 @@ ENERGY = (Metric("prefill_j_per_token", "prefill (J/token)", "single", column="p
           Metric("decode_j_per_token", "decode (J/token)", "single", column="decode_j_per_token"))
 
 # What `swimbench gate` checks on a latency run, and what `swimbench report` compares between runs.
-GATED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *MEMORY, *LATENCY_EXACT)
+GATED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *X_FLOOR, *MEMORY, *LATENCY_EXACT)
 COMPARED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *ENERGY, *MEMORY)
 # What the FLOP gate checks, exactly: the columns of `swimbench flops`.
 FLOP_COLUMNS = ("d_inner", "params_total", "params_active", "flops_analytic", "flops_fvcore", "flops_torch")
@@ -105,13 +115,29 @@ def run_rows(run, metrics: Iterable[Metric]) -> dict[str, Row]:
             if v is None:
                 continue
             lo = hi = samples = None
-            if m.kind == "timed":
+            if m.kind == "timed" and m.scales is None:
                 lo, hi = plain(rec.get(f"{m.column}_ci_lo")), plain(rec.get(f"{m.column}_ci_hi"))
                 if raw.get(m.samples):
                     samples = np.asarray(raw[m.samples], dtype=float)
             values[m.name] = Estimate(float(v), lo, hi, samples)
         rows[key] = Row(key, {f: plain(rec.get(f)) for f in IDENTITY}, status, values)
-    return with_ratios(rows, metrics)
+    return with_ratios(with_scaled(rows, metrics), metrics)
+
+
+def with_scaled(rows: dict[str, Row], metrics: Iterable[Metric]) -> dict[str, Row]:
+    """Gives each `scales` metric the interval and samples of the time it scales, times value / time;
+    where that time is absent (skipped) the metric keeps what it has."""
+    scaled = [m for m in metrics if m.scales is not None]
+    for r in rows.values():
+        for m in scaled:
+            v, t = r.values.get(m.name), r.values.get(m.scales)
+            if v is None or t is None or not t.value > 0:
+                continue
+            s = t.scaled(v.value / t.value)
+            r.values[m.name] = Estimate(v.value, s.lo if s.lo is not None else v.lo,
+                                        s.hi if s.hi is not None else v.hi,
+                                        s.samples if s.samples is not None else v.samples)
+    return rows
 
 
 def with_ratios(rows: dict[str, Row], metrics: Iterable[Metric]) -> dict[str, Row]:

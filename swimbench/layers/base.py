@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import LayerConfig
+from ..kernels import causal_conv1d, causal_conv1d_update
 
 
 @dataclass
@@ -81,15 +82,16 @@ class TokenMixer(nn.Module):
         return Cache(conv, ssm)
 
     def forward(self, x: Tensor, cache: Optional[Cache] = None) -> Tensor:
-        """x (b, l, D) -> (b, l, D). With a cache, leaves in it the state after the last token."""
+        """x (b, l, D) -> (b, l, D). With a cache, leaves in it the state after the last token.
+
+        x_in and z stay views of in_proj's output: the conv and the scan read them in place, token-major,
+        so the forward copies nothing between the projections and the scan."""
         K = self.cfg.d_conv
         x_in, z, ctx = self.project_in(x)
-        xt = x_in.transpose(1, 2)                                            # (b, Di, l)
         if cache is not None:
-            cache.conv.copy_(F.pad(xt, (K - xt.shape[-1], 0)))
-        # Left padding only: exactly one conv output per token (no wasted outputs to count).
-        xc = F.silu(F.conv1d(F.pad(xt, (K - 1, 0)), self.conv1d.weight, self.conv1d.bias,
-                             groups=self.cfg.d_inner)).transpose(1, 2)
+            cache.conv.copy_(F.pad(x_in.transpose(1, 2), (K - x_in.shape[1], 0)))
+        # one output per token: causal, zeros before the first
+        xc = causal_conv1d(x_in, self.conv1d.weight, self.conv1d.bias, True)
         y, h = self.core(xc, z, return_state=cache is not None)
         if cache is not None:
             cache.ssm.copy_(h)
@@ -98,8 +100,5 @@ class TokenMixer(nn.Module):
     def step(self, x: Tensor, cache: Cache) -> Tensor:
         """One token: x (b, 1, D) -> (b, 1, D); updates the cache in place."""
         x_in, z, ctx = self.project_in(x[:, 0])
-        conv = cache.conv
-        conv.copy_(torch.roll(conv, shifts=-1, dims=-1))
-        conv[:, :, -1] = x_in
-        xc = F.silu(F.conv1d(conv, self.conv1d.weight, self.conv1d.bias, groups=self.cfg.d_inner)[..., 0])
+        xc = causal_conv1d_update(x_in, cache.conv, self.conv1d.weight, self.conv1d.bias, True)
         return self.project_out(self.core_step(xc, z, cache.ssm), ctx).unsqueeze(1)

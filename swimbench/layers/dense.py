@@ -26,19 +26,20 @@ class DenseMamba(TokenMixer):
     def _streams(self, xc: Tensor):
         R, N = self.cfg.dt_rank, self.cfg.d_state
         dt, B, C = self.x_proj(xc).split([R, N, N], dim=-1)
-        return nn.functional.linear(dt, self.dt_proj.weight), B.contiguous(), C.contiguous()
+        # B and C stay views of x_proj's output: the scan reads them in place
+        return nn.functional.linear(dt, self.dt_proj.weight), B, C
 
     def core(self, xc, z, return_state):
         dt, B, C = self._streams(xc)
         A = -torch.exp(self.A_log.float())
-        y, h = torch.ops.swimbench.selective_scan(xc, dt, A, B, C, self.D.float(), z.contiguous(),
+        y, h = torch.ops.swimbench.selective_scan(xc, dt, A, B, C, self.D.float(), z,
                                                   self.dt_proj.bias.float(), True, return_state)
         return y, h
 
     def core_step(self, xc, z, ssm_state):
         dt, B, C = self._streams(xc)
         A = -torch.exp(self.A_log.float())
-        return selective_state_update(ssm_state, xc, dt, A, B, C, self.D.float(), z.contiguous(),
+        return selective_state_update(ssm_state, xc, dt, A, B, C, self.D.float(), z,
                                       self.dt_proj.bias.float(), True)
 
     @torch.no_grad()

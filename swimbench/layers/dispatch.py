@@ -79,6 +79,13 @@ class Dispatch:
         out = grouped_mm(xs, w, self.offs)
         return out if self.keep is None else torch.where(self.keep, out, 0)
 
+    def positions(self) -> Tensor:
+        """(T, k): the expert-order row of each token's slots, for ops that read rows in place of a
+        scatter back to token order."""
+        n = self.order.numel()
+        rows = torch.arange(n, device=self.order.device, dtype=self.order.dtype)
+        return torch.empty_like(self.order).scatter_(0, self.order, rows).view(self.tokens, self.k)
+
     def scatter(self, ys: Tensor) -> Tensor:
         """(T k, N) rows in expert order -> (T, k, N) in token order."""
         out = torch.empty_like(ys).index_copy_(0, self.order, ys)

@@ -38,7 +38,17 @@ class ExpertProjections(nn.Module):
         dbl = route.mm(route.gather(xc), self.x_w)                          # (T k, R + 2N)
         dt = route.scatter(route.mm(dbl[:, :self.R], self.dt_w))            # (T, k, Di)
         _, B, C = self._split(route.scatter(dbl))
-        return dt, B.contiguous(), C.contiguous()
+        return dt, B, C
+
+    def routed(self, xc: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Streams of the chosen experts, left in the dispatch's expert order: xc (T, Di), idx (T, k) ->
+        dt (T k, Di) before bias, B and C (T k, N) (views), and pos (T, k), the row of each token's
+        stream. What `selected` returns, without its scatter back to token order."""
+        route = Dispatch.build(idx, self.x_w.shape[0])
+        dbl = route.mm(route.gather(xc), self.x_w)                          # (T k, R + 2N)
+        dt = route.mm(dbl[:, :self.R], self.dt_w)                           # (T k, Di)
+        _, B, C = self._split(dbl)
+        return dt, B, C, route.positions()
 
     def every(self, xc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Every expert on every token: xc (T, Di) -> dt (T, E, Di), B and C (T, E, N)."""

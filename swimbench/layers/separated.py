@@ -31,11 +31,11 @@ class Separated(TokenMixer):
         A = -torch.exp(self.A_log.float())
         return torch.ops.swimbench.separated_scan(
             xc, dt.view(b, l, E, Di), A, B.view(b, l, E, -1), C.view(b, l, E, -1), gates,
-            self.D.float(), z.contiguous(), self.experts.dt_b.float(), True, return_state)
+            self.D.float(), z, self.experts.dt_b.float(), True, return_state)
 
     def core_step(self, xc, z, ssm_state):
         gates = self.router.dense_gates(xc)
         dt, B, C = self.experts.every(xc)
         A = -torch.exp(self.A_log.float())
-        return separated_state_update(ssm_state, xc, dt, A, B, C, gates, self.D.float(), z.contiguous(),
+        return separated_state_update(ssm_state, xc, dt, A, B, C, gates, self.D.float(), z,
                                       self.experts.dt_b.float(), True)

@@ -25,18 +25,21 @@ class Swimba(TokenMixer):
         return list(self.experts.parameters())
 
     def core(self, xc, z, return_state):
+        # Mix the chosen experts' streams once, straight from the grouped GEMMs' expert-ordered rows,
+        # then run the dense scan: the recurrence costs what dense's does (docs/kernels.md).
         b, l, Di = xc.shape
-        gates, idx = self.router(xc)
-        dt, B, C = self.experts.selected(xc.reshape(b * l, Di), idx.reshape(b * l, -1))
-        k = idx.shape[-1]
+        T = b * l
+        gates, idx = (t.reshape(T, -1) for t in self.router(xc))
+        dt, B, C, pos = self.experts.routed(xc.reshape(T, Di), idx)
+        delta, bc = torch.ops.swimbench.swimba_mix(dt, B, C, pos, gates, idx, self.experts.dt_b.float(), True)
+        bc = bc.view(b, l, 2, -1)
         A = -torch.exp(self.A_log.float())
-        return torch.ops.swimbench.swimba_scan(
-            xc, dt.view(b, l, k, Di), A, B.view(b, l, k, -1), C.view(b, l, k, -1), gates, idx,
-            self.D.float(), z.contiguous(), self.experts.dt_b.float(), True, return_state)
+        return torch.ops.swimbench.selective_scan(xc, delta.view(b, l, Di), A, bc[:, :, 0], bc[:, :, 1],
+                                                  self.D.float(), z, None, False, return_state)
 
     def core_step(self, xc, z, ssm_state):
         gates, idx = self.router(xc)
         dt, B, C = self.experts.selected(xc, idx)
         A = -torch.exp(self.A_log.float())
-        return swimba_state_update(ssm_state, xc, dt, A, B, C, gates, idx, self.D.float(), z.contiguous(),
+        return swimba_state_update(ssm_state, xc, dt, A, B, C, gates, idx, self.D.float(), z,
                                    self.experts.dt_b.float(), True)

@@ -7,6 +7,8 @@
 - `energy`:   NVML: the total-energy counter over a window of back-to-back repetitions, and a
               background power-sampling thread;
 - `env`:      the environment of a run (GPU, clocks, versions, commit, command);
+- `ceilings`: the device's copy bandwidth and bf16 GEMM rate, measured at a run's start, and the
+              floor they put under a call that moves B bytes and does F FLOPs;
 - `workload`: what is timed for one sweep point (a layer or a stack, its inputs, its byte count);
 - `point`:    one sweep point measured end to end into one results row.
 """

@@ -9,6 +9,7 @@ import torch
 
 from ..sweeps.spec import MeasureSettings, Point, Sweep
 from . import workload
+from .ceilings import DeviceCeilings, floor_columns
 from .energy import COUNTER, POWER_USAGE, Nvml, NvmlUnavailable, PowerSampler, measure_energy
 from .graphs import capture
 from .stats import summarize
@@ -29,13 +30,15 @@ class Measured:
 
 
 class PointMeasurer:
-    """Measures points on one device with one run's settings; `nvml` and `sampler` may be None."""
+    """Measures points on one device with one run's settings; `nvml`, `sampler` and `ceilings` (the
+    device's, measured at the start of the run: they give each row its floor) may be None."""
 
     def __init__(self, sweep: Sweep, settings: MeasureSettings, device, nvml: Optional[Nvml] = None,
-                 sampler: Optional[PowerSampler] = None, note: Callable[[str], None] = lambda s: None):
+                 sampler: Optional[PowerSampler] = None, note: Callable[[str], None] = lambda s: None,
+                 ceilings: Optional[DeviceCeilings] = None):
         self.sweep, self.settings, self.device = sweep, settings, torch.device(device)
         self.cuda = is_cuda(self.device)
-        self.nvml, self.sampler, self.note = nvml, sampler, note
+        self.nvml, self.sampler, self.note, self.ceilings = nvml, sampler, note, ceilings
         self._energy_failed: Optional[str] = None
 
     # --- pieces ------------------------------------------------------------------------------------
@@ -112,14 +115,16 @@ class PointMeasurer:
         pre = time_fn(forward, self._options(s.flush_l2, 0.0), dev)
         ps = summarize(pre.samples_ms, seed=s.seed)
         tokens = point.batch * point.seq
-        pre_bytes = workload.min_bytes(model, x)
+        pre_bytes, pre_flops = workload.min_bytes(model, x), flops_prefill * tokens
         row.update({"prefill_mode": pre_mode, "prefill_ms": ps.median, "prefill_ms_p10": ps.p10,
                     "prefill_ms_p90": ps.p90, "prefill_ms_ci_lo": ps.ci_lo, "prefill_ms_ci_hi": ps.ci_hi,
                     "prefill_samples": ps.n, "prefill_launch_ms": launch,
                     "prefill_first_call_ms": first_ms if first_ms is not None else pre.first_call_ms,
                     "prefill_tokens_per_s": tokens / (ps.median / 1e3),
-                    "prefill_tflops": flops_prefill * tokens / (ps.median / 1e3) / 1e12,
+                    "prefill_tflops": pre_flops / (ps.median / 1e3) / 1e12,
                     "prefill_gbps": pre_bytes / (ps.median / 1e3) / 1e9,
+                    "prefill_bytes": pre_bytes, "prefill_flops": pre_flops,
+                    **floor_columns("prefill", ps.median, pre_bytes, pre_flops, self.ceilings),
                     "prefill_peak_mib": self._peak_mib(), "timing_clock": pre.clock})
         self._label(f"{point.key}/prefill-energy")
         row.update(self._energy(forward, tokens, ps.median, "prefill"))
@@ -137,13 +142,15 @@ class PointMeasurer:
         dec = time_fn(step, self._options(False, s.decode_sample_s), dev)
         us = dec.samples_ms * 1e3
         ds = summarize(us, seed=s.seed)
-        dec_bytes = workload.min_bytes(model, x1, cache)
+        dec_bytes, dec_flops = workload.min_bytes(model, x1, cache), flops_decode * point.batch
         row.update({"decode_mode": mode, "decode_us": ds.median, "decode_us_p10": ds.p10,
                     "decode_us_p90": ds.p90, "decode_us_ci_lo": ds.ci_lo, "decode_us_ci_hi": ds.ci_hi,
                     "decode_samples": ds.n, "decode_calls_per_sample": dec.calls_per_sample,
                     "decode_tokens_per_s": point.batch / (ds.median / 1e6),
-                    "decode_tflops": flops_decode * point.batch / (ds.median / 1e6) / 1e12,
+                    "decode_tflops": dec_flops / (ds.median / 1e6) / 1e12,
                     "decode_gbps": dec_bytes / (ds.median / 1e6) / 1e9,
+                    "decode_bytes": dec_bytes, "decode_flops": dec_flops,
+                    **floor_columns("decode", ds.median, dec_bytes, dec_flops, self.ceilings),
                     "decode_peak_mib": self._peak_mib()})
         self._label(f"{point.key}/decode-energy")
         row.update(self._energy(step, point.batch, ds.median / 1e3, "decode"))

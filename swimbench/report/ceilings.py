@@ -1,17 +1,20 @@
-"""The device ceilings the achieved TFLOP/s and bandwidth are drawn against, and where they came from.
-
-In order: a flag (--peak-tflops, --peak-gbps); the run's metadata, where the latency run recorded
-measured ceilings as {"ceilings": {"tflops": ..., "gbps": ..., "source": "..."}} (top level or under
-environment.gpu); on an H100 only, the defaults below, which the figure labels as not measured.
+"""The device ceilings a run's achieved TFLOP/s, bandwidth and floors are drawn against, and where
+they came from: a flag (--peak-tflops, --peak-gbps), else what the latency run measured at its start
+and recorded in its metadata as {"ceilings": {"tflops": ..., "gbps": ..., "source": "..."}} (top
+level or under environment.gpu). Nothing else: a run that measured none (a CPU run, or one written
+before runs measured them) has none, and its figures say "not measured".
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
-# An H100 SXM (80 GB HBM3) as we have seen it: ~3.0 TB/s on a device-to-device copy, ~790 TFLOP/s on
-# a large bf16 dense GEMM (the datasheet's 989 is not reached in practice).
-H100_TFLOPS, H100_GBPS = 790.0, 3000.0
+import numpy as np
+import pandas as pd
+
+from ..measure.ceilings import PHASES, DeviceCeilings, floor_columns
+
+NOT_MEASURED = "not measured by this run (give --peak-tflops and --peak-gbps)"
 
 
 @dataclass(frozen=True)
@@ -25,20 +28,47 @@ class Ceilings:
     tflops: Optional[Ceiling]
     gbps: Optional[Ceiling]
 
+    @property
+    def device(self) -> Optional[DeviceCeilings]:
+        """As the measurement's type, which the floor arithmetic takes; None when neither is known."""
+        if self.tflops is None and self.gbps is None:
+            return None
+        return DeviceCeilings(self.gbps.value if self.gbps else None,
+                              self.tflops.value if self.tflops else None, self.sources())
 
-def resolve(meta: dict, gpu: Optional[str], tflops: Optional[float] = None,
-            gbps: Optional[float] = None) -> Ceilings:
+    def sources(self) -> str:
+        return "; ".join(f"{w}: {c.source}" for w, c in (("TFLOP/s", self.tflops), ("GB/s", self.gbps))
+                         if c is not None) or NOT_MEASURED
+
+
+def resolve(meta: dict, tflops: Optional[float] = None, gbps: Optional[float] = None) -> Ceilings:
     env = meta.get("environment") or {}
     recorded = meta.get("ceilings") or (env.get("gpu") or {}).get("ceilings") or {}
-    h100 = gpu is not None and "H100" in gpu
 
-    def one(flag, flag_name, field, default, what):
+    def one(flag, flag_name, field, how):
         if flag is not None:
             return Ceiling(flag, f"{flag_name} flag")
         if recorded.get(field) is not None:
-            return Ceiling(float(recorded[field]), f"measured: {recorded.get('source', 'run metadata')}")
-        if h100:
-            return Ceiling(default, f"H100 default, not measured ({what})")
+            return Ceiling(float(recorded[field]), f"measured: {how or recorded.get('source', 'run metadata')}")
         return None
-    return Ceilings(one(tflops, "--peak-tflops", "tflops", H100_TFLOPS, "bf16 dense GEMM"),
-                    one(gbps, "--peak-gbps", "gbps", H100_GBPS, "device copy"))
+    mnk, copy = recorded.get("gemm_mnk"), recorded.get("copy_bytes")
+    return Ceilings(one(tflops, "--peak-tflops", "tflops", mnk and "x".join(map(str, mnk)) + " bf16 GEMM"),
+                    one(gbps, "--peak-gbps", "gbps", copy and f"{copy / 2 ** 30:g} GiB device copy"))
+
+
+def with_floors(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
+    """The rows with each phase's floor columns at these ceilings (the run's own, or the flags'), by the
+    arithmetic the latency run wrote them with, from each row's counted bytes and FLOPs; and the
+    median's 95% interval over the floor ({phase}_x_floor_lo, _hi)."""
+    out = rows.copy()
+    device = ceilings.device
+    for phase, (unit, _) in PHASES.items():
+        median = f"{phase}_{unit}"
+        names = list(floor_columns(phase, None, None, None, None))
+        cols = [floor_columns(phase, r.get(median), r.get(f"{phase}_bytes"), r.get(f"{phase}_flops"), device)
+                for r in rows.to_dict("records")]
+        out[names] = pd.DataFrame(cols, index=rows.index, columns=names)
+        at = pd.to_numeric(out[f"{phase}_floor_{unit}"], errors="coerce")
+        for end in ("lo", "hi"):
+            out[f"{phase}_x_floor_{end}"] = out.get(f"{median}_ci_{end}", np.nan) / at
+    return out

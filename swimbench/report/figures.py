@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from ..sweeps.spec import COMPARATOR
 from . import plotting as P
-from .ceilings import Ceiling, Ceilings
+from .ceilings import NOT_MEASURED, Ceiling, Ceilings, with_floors
 
 MOE_EXCLUDED = ("dense", COMPARATOR)
 
@@ -60,11 +60,12 @@ def _mode_caption(df: pd.DataFrame, phase: str) -> str:
 
 
 def _vs_experts(run, name: str, title: str, panels: list[tuple], caption: str, table: dict,
-                by=P.SLICE, rows: Optional[pd.DataFrame] = None) -> Drawn:
+                by=P.SLICE, rows: Optional[pd.DataFrame] = None,
+                after: Optional[Callable] = None) -> Drawn:
     """Metrics (rows of panels) against the number of experts, one column of panels per slice `by`;
     MoE variants as lines, dense and the comparator as horizontal reference lines.
     panels: (column, ci_lo, ci_hi, y label, scale, per-second unit or None); table: the columns of
-    the data table (see _table)."""
+    the data table (see _table); after(ax, column, slice rows) adds to a finished panel."""
     ok = run.ok if rows is None else rows
     ok = ok[ok[panels[0][0]].notna()]
     if _moe(ok).empty:
@@ -80,6 +81,8 @@ def _vs_experts(run, name: str, title: str, panels: list[tuple], caption: str, t
             P.pow2_axis(ax, _moe(ok)["experts"], "experts E")
             ax.set_ylabel(ylabel)
             ax.set_title(P.slice_title(**dict(zip(by, values))), fontsize=10)
+            if after is not None:
+                after(ax, col, sl)
     return Drawn(name, title, caption, data=_table(ok, {**IDENT, **table}), fig=P.finish(fig))
 
 
@@ -222,16 +225,17 @@ def power_trace(run, ceilings: Ceilings) -> Drawn:
                  data=summary, fig=P.finish(fig))
 
 
-def _ceiling_line(ax, c: Optional[Ceiling], unit: str) -> None:
-    """The ceiling as a red line, its value and where it came from written on it."""
+def _ceiling_line(ax, c: Optional[Ceiling], unit: str) -> str:
+    """The ceiling as a red line, its value and where it came from written on it; without one, what
+    the panel's title should add (in the title, where it cannot cover data)."""
     if c is None:
-        ax.text(0.02, 0.97, "no ceiling known for this device (--peak-tflops, --peak-gbps)",
-                transform=ax.transAxes, fontsize=8, va="top", color="tab:red")
-        return
+        return " (no ceiling: not measured)"
     ax.axhline(c.value, color="tab:red", lw=1.6, label="device ceiling")
     ax.set_ylim(top=c.value * 3)
+    # out of the layout: a long source must not squeeze the panel, it is cut at the panel's edge
     ax.text(0.02, c.value * 1.12, f"{c.value:,.0f} {unit}: {c.source}", transform=ax.get_yaxis_transform(),
-            fontsize=8, va="bottom", color="tab:red")
+            fontsize=8, va="bottom", color="tab:red", clip_on=True, in_layout=False)
+    return ""
 
 
 def achieved_vs_ceilings(run, ceilings: Ceilings) -> Drawn:
@@ -251,10 +255,10 @@ def achieved_vs_ceilings(run, ceilings: Ceilings) -> Drawn:
             P.y_axis(ax, sl[col], log=True)
             P.lines(ax, _moe(sl), "experts", col)
             P.references(ax, sl, col)
-            _ceiling_line(ax, c, unit)
+            missing = _ceiling_line(ax, c, unit)
             P.pow2_axis(ax, _moe(sl)["experts"], "experts E")
             ax.set_ylabel(f"achieved {unit}")
-            ax.set_title(f"{phase}: {'compute' if j == 0 else 'memory traffic'}", fontsize=10)
+            ax.set_title(f"{phase}: {'compute' if j == 0 else 'memory traffic'}{missing}", fontsize=10)
     frac = {}
     for col, c in (("prefill_tflops", ceilings.tflops), ("decode_tflops", ceilings.tflops),
                    ("prefill_gbps", ceilings.gbps), ("decode_gbps", ceilings.gbps)):
@@ -262,12 +266,53 @@ def achieved_vs_ceilings(run, ceilings: Ceilings) -> Drawn:
         if c is not None:
             frac[f"{col} % of ceiling"] = (lambda df, col=col, v=c.value: df[col] / v * 100)
     data = _table(sl, {**IDENT, **frac})
-    sources = "; ".join(f"{w}: {c.source}" for w, c in (("TFLOP/s", ceilings.tflops), ("GB/s", ceilings.gbps))
-                        if c is not None) or "none known"
     caption = ("FLOPs from the analytic count; bytes are the fewest a call must move (weights once, "
-               f"input and output once, the decode cache read and written). Ceilings: {sources}.")
+               f"input and output once, the decode cache read and written). Ceilings: {ceilings.sources()}.")
     return Drawn(name, title, caption, data=data, fig=P.finish(fig))
 
 
+def _bounds(rows: pd.DataFrame, column: str) -> str:
+    """Which term bounds the floors of these rows, e.g. "memory" or "memory (6 rows), compute (2)"."""
+    counts = rows[column].dropna().value_counts()
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return ", ".join(f"{b} ({n}{' rows' if i == 0 else ''})" for i, (b, n) in enumerate(counts.items()))
+
+
+def _floor_mark(ax, col: str, sl: pd.DataFrame) -> None:
+    """The floor itself (x = 1), and the term that bounds it in the panel's title. The axis is
+    logarithmic from the floor up: distances read as ratios, however far above it the rows are."""
+    P.y_axis(ax, [1.0, *sl[col].dropna()], log=True)
+    ax.axhline(1.0, color="tab:red", lw=1.6, label="floor (x = 1)")
+    bound = _bounds(sl[sl[col].notna()], col.replace("_x_floor", "_floor_bound"))
+    ax.set_title(f"{ax.get_title()}\n{col.split('_')[0]} floor bound by {bound}", fontsize=10)
+
+
+def x_floor(run, ceilings: Ceilings) -> Drawn:
+    name, title = "x_floor", "Time over the floor vs number of experts"
+    if ceilings.device is None:
+        return Drawn(name, title, skipped=f"no device ceilings: {NOT_MEASURED}")
+    ok = with_floors(run.ok, ceilings)
+    if ok["prefill_x_floor"].isna().all():
+        return Drawn(name, title, skipped="no row has counted bytes or FLOPs to put a floor under")
+    one = ceilings.tflops is None or ceilings.gbps is None
+    return _vs_experts(run, name, title,
+                       [("prefill_x_floor", "prefill_x_floor_lo", "prefill_x_floor_hi",
+                         "prefill time / floor (x)", 1, None),
+                        ("decode_x_floor", "decode_x_floor_lo", "decode_x_floor_hi",
+                         "decode time / floor (x)", 1, None)],
+                       "The median time of a call over its floor: the least time its counted bytes (the "
+                       "fewest it must move) take at the copy bandwidth, or its analytic FLOPs at the bf16 "
+                       "dense GEMM rate, whichever is longer; the panel titles say which bounds it. Error "
+                       "bars: the median's 95% interval over the floor. The scan's FLOPs run on CUDA cores "
+                       "and the special-function units, not tensor cores, so a scan-heavy row's true floor "
+                       "is higher than this one. " + ("Only one ceiling is known, so the floor has one term. "
+                                                     if one else "") + f"Ceilings: {ceilings.sources()}.",
+                       {"prefill floor ms": "prefill_floor_ms", "prefill x floor": "prefill_x_floor",
+                        "prefill bound": "prefill_floor_bound", "decode floor µs": "decode_floor_us",
+                        "decode x floor": "decode_x_floor", "decode bound": "decode_floor_bound"},
+                       rows=ok, after=_floor_mark)
+
+
 FIGURES: tuple[Callable, ...] = (prefill_vs_experts, decode_vs_experts, decode_vs_batch, throughput_vs_seq,
-                                 energy_vs_experts, power_trace, achieved_vs_ceilings)
+                                 energy_vs_experts, power_trace, achieved_vs_ceilings, x_floor)

@@ -38,7 +38,7 @@ def render(runs: Sequence[Run], out: Path, peak_tflops: Optional[float] = None,
     report = Report(out, out / "summary.md")
     sections = []
     for run in runs:
-        ceilings = resolve(run.meta, run.gpu, peak_tflops, peak_gbps)
+        ceilings = resolve(run.meta, peak_tflops, peak_gbps)
         drawn = []
         for build in FIGURES:
             d = build(run, ceilings)

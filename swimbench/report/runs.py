@@ -79,9 +79,12 @@ def load_run(path: Path, name: Optional[str] = None) -> Run:
 def with_columns_before(rows: pd.DataFrame) -> pd.DataFrame:
     """Measured rows written before a column existed get what they did then (COLUMNS_BEFORE)."""
     for column, value in COLUMNS_BEFORE.items():
-        have = rows.get(column, pd.Series(index=rows.index, dtype=object)).astype(object)
-        unset = have.isna() | (have == "")
-        rows[column] = have.where(~(unset & (rows["status"] == "ok")), value)
+        have = rows.get(column, pd.Series(index=rows.index, dtype=object))
+        fill = (have.isna() | (have.astype(object) == "")) & (rows["status"] == "ok")
+        if callable(value):                     # derived from the row's other columns: numbers
+            rows[column] = pd.to_numeric(have, errors="coerce").where(~fill, value(rows))
+        else:
+            rows[column] = have.astype(object).where(~fill, value)
     return rows
 
 

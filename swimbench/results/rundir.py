@@ -17,8 +17,23 @@ import pandas as pd
 
 from .atomic import append_line, atomic_write_text
 
-# What rows written before a column existed did, for the columns added since (prefill was eager).
-COLUMNS_BEFORE = {"prefill_mode": "eager"}
+
+def _count(rate: str, median: str, scale: float):
+    """A call's count from its achieved rate and median (the rate was the count over the median)."""
+    return lambda rows: (rows[rate] * rows[median] * scale).round()
+
+
+# What measured rows written before a column existed did, for the columns added since: a value, or
+# a function of the numeric frame (swimbench.report.runs.numeric) giving each row's. Prefill was
+# eager; the bytes and FLOPs of a call were counted as now, and kept only as the achieved rates.
+# Rows before the floor columns had no ceilings: those columns stay empty (no entry).
+COLUMNS_BEFORE = {
+    "prefill_mode": "eager",
+    "prefill_bytes": _count("prefill_gbps", "prefill_ms", 1e6),       # GB/s x ms
+    "prefill_flops": _count("prefill_tflops", "prefill_ms", 1e9),     # TFLOP/s x ms
+    "decode_bytes": _count("decode_gbps", "decode_us", 1e3),          # GB/s x us
+    "decode_flops": _count("decode_tflops", "decode_us", 1e6),        # TFLOP/s x us
+}
 DONE = ("ok", "oom")        # rows --resume does not measure again ("error" rows are retried)
 
 COLUMNS = [
@@ -30,12 +45,16 @@ COLUMNS = [
     # prefill: one forward over (batch, seq)
     "prefill_mode", "prefill_ms", "prefill_ms_p10", "prefill_ms_p90", "prefill_ms_ci_lo",
     "prefill_ms_ci_hi", "prefill_samples", "prefill_launch_ms", "prefill_first_call_ms",
-    "prefill_tokens_per_s", "prefill_tflops",
-    "prefill_gbps", "prefill_peak_mib",
+    "prefill_tokens_per_s", "prefill_tflops", "prefill_gbps",
+    # ... its counted work (bytes: the fewest it must move; FLOPs: analytic) and the floor they put
+    # under its time at the device's measured ceilings (swimbench.measure.ceilings)
+    "prefill_bytes", "prefill_flops", "prefill_floor_ms", "prefill_x_floor", "prefill_floor_bound",
+    "prefill_peak_mib",
     # decode: one token's step with its cache
     "decode_mode", "decode_us", "decode_us_p10", "decode_us_p90", "decode_us_ci_lo", "decode_us_ci_hi",
     "decode_samples", "decode_calls_per_sample", "decode_tokens_per_s", "decode_tflops",
-    "decode_gbps", "decode_peak_mib",
+    "decode_gbps", "decode_bytes", "decode_flops", "decode_floor_us", "decode_x_floor",
+    "decode_floor_bound", "decode_peak_mib",
     # energy
     "energy_source", "prefill_j_per_token", "prefill_mean_w", "prefill_energy_window_s",
     "decode_j_per_token", "decode_mean_w", "decode_energy_window_s",

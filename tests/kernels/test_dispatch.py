@@ -19,7 +19,7 @@ def _through_the_ops(triton_ops):
 # op -> (fused module, name of the shared launcher it calls, call through the public op, reference)
 OPS = {
     "selective_scan": ("selective_scan", "ssm_scan"),
-    "swimba_scan": ("swimba_scan", "ssm_scan"),
+    "swimba_scan": ("swimba_scan", "swimba_mix_fused"),      # mix-then-scan, its default
     "separated_scan": ("separated_scan", "ssm_scan"),
     "selective_state_update": ("state_update", "ssm_step"),
     "swimba_state_update": ("state_update", "ssm_step"),
@@ -54,6 +54,34 @@ def test_op_routes_to_the_triton_kernel_when_interpreting(monkeypatch, op):
     y, reference = _call(op)
     assert calls == [op]
     assert rel_err(y, reference()) < REL_TOL[torch.float32]
+
+
+def test_conv_and_mix_ops_route_to_their_kernels(monkeypatch):
+    """The ops added for the strided layer forward dispatch like the others."""
+    from swimbench.kernels.causal_conv1d import fused as conv_fused
+    from swimbench.kernels.causal_conv1d import naive as conv_naive
+    from swimbench.kernels.swimba_mix import fused as mix_fused
+    from swimbench.kernels.swimba_mix import naive as mix_naive
+    calls = []
+    for mod, name in ((conv_fused, "causal_conv1d_fused"), (conv_fused, "causal_conv1d_update_fused"),
+                      (mix_fused, "swimba_mix_fused")):
+        real = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, _r=real, _n=name, **k: calls.append(_n) or _r(*a, **k))
+    _dispatch.load_fused.cache_clear()
+    x, w, b = torch.randn(2, 9, 13), torch.randn(13, 1, 3), torch.randn(13)
+    assert rel_err(K.causal_conv1d(x, w, b), conv_naive.causal_conv1d_naive(x, w[:, 0], b)) < 1e-6
+    state, ref_state = torch.randn(2, 13, 3), None
+    ref_state = state.clone()
+    y = K.causal_conv1d_update(x[:, 0], state, w, b)
+    assert rel_err(y, conv_naive.causal_conv1d_update_naive(x[:, 0], ref_state, w[:, 0], b)) < 1e-6
+    pos = torch.randperm(10).view(5, 2)
+    args = (torch.randn(10, 13), torch.randn(10, 4), torch.randn(10, 4), pos, torch.rand(5, 2),
+            torch.randint(0, 3, (5, 2)), torch.randn(3, 13))
+    delta, bc = K.swimba_mix(*args)
+    d_ref, bc_ref = mix_naive.swimba_mix_naive(*args)
+    assert rel_err(delta, d_ref) < 1e-6 and rel_err(bc, bc_ref) < 1e-6
+    assert calls == ["causal_conv1d_fused", "causal_conv1d_update_fused", "swimba_mix_fused"]
+    _dispatch.load_fused.cache_clear()
 
 
 def test_cpu_tensors_take_the_reference_without_the_interpreter(monkeypatch):

@@ -25,21 +25,6 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 STATE_TOL = 1e-4
 
 
-@pytest.fixture
-def poisoned(monkeypatch):
-    """torch.empty / empty_like hand out NaN-filled float tensors while the kernel runs: an element the
-    kernel fails to write, or a workspace slot it reads before writing, shows up as NaN."""
-    empty, empty_like = torch.empty, torch.empty_like
-
-    def fill(t):
-        return t.fill_(float("nan")) if t.is_floating_point() else t.fill_(-(1 << 30))
-
-    monkeypatch.setattr(torch, "empty", lambda *a, **k: fill(empty(*a, **k)))
-    monkeypatch.setattr(torch, "empty_like", lambda *a, **k: fill(empty_like(*a, **k)))
-    yield
-    monkeypatch.undo()
-
-
 def _A(*shape):
     return -torch.exp(torch.rand(*shape) * 2.0)
 
@@ -97,7 +82,9 @@ def test_scan_matches_reference(poisoned, design, dtype, chunks, b, l, d, n):
     y_ref, h_ref = naive(**_up(x), delta_softplus=True, return_last_state=True)
     assert y.dtype == dtype and y.shape == x["u"].shape and h.shape == h_ref.shape
     assert rel_err(y, y_ref) < REL_TOL[dtype]
-    assert rel_err(h, h_ref) < STATE_TOL
+    # Swimba's prefill rounds its mixed delta once to the input dtype (kernels/swimba_scan/fused.py)
+    rounded = design == "swimba" and dtype != torch.float32
+    assert rel_err(h, h_ref) < (REL_TOL[dtype] if rounded else STATE_TOL)
 
 
 @pytest.mark.parametrize("design", SCANS)
@@ -191,3 +178,29 @@ def test_plan_chunks_long_sequences_only_when_programs_are_few():
     with pytest.raises(TypeError):
         with _ssm.tuned(bogus=1):
             pass
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("rank", [4, 3], ids=["word-aligned", "odd-offset"])
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_scan_and_step_read_views_in_place(poisoned, dtype, rank, chunks):
+    """As the dense layer calls them: z a view of in_proj's output (row stride 2d), B and C views of
+    x_proj's (row stride rank + 2n, after the dt columns). An odd rank puts B and C off 4-byte words,
+    so 16-bit values cannot be read in pairs; both layouts must give the reference's answer."""
+    b, l, d, n = 2, 31, 70, 16
+    x = _dense(b, l, d, n, dtype)
+    xz = torch.randn(b, l, 2 * d).to(dtype)
+    dbl = torch.randn(b, l, rank + 2 * n).to(dtype)
+    x.update(z=xz[..., d:], B=dbl[..., rank:rank + n], C=dbl[..., rank + n:])
+    with _ssm.tuned(chunks=chunks, block_d=32 if chunks > 1 else None):
+        y, h = selective_scan_fused(**x, delta_softplus=True, return_last_state=True)
+    y_ref, h_ref = selective_scan_naive(**_up(x), delta_softplus=True, return_last_state=True)
+    assert rel_err(y, y_ref) < REL_TOL[dtype] and rel_err(h, h_ref) < STATE_TOL
+    state, ref_state = h_ref.clone(), h_ref.clone()
+    t = l - 1
+    y1 = step_fused.selective_state_update_fused(state, x["u"][:, t], x["delta"][:, t], x["A"], x["B"][:, t],
+                                                 x["C"][:, t], x["D"], x["z"][:, t], x["delta_bias"], True)
+    y1_ref = step_naive.selective_state_update_naive(ref_state, *(_up(x)[k][:, t] for k in ("u", "delta")),
+                                                     x["A"], *(_up(x)[k][:, t] for k in ("B", "C")), x["D"],
+                                                     _up(x)["z"][:, t], x["delta_bias"], True)
+    assert rel_err(y1, y1_ref) < REL_TOL[dtype] and rel_err(state, ref_state) < STATE_TOL
