@@ -9,7 +9,7 @@ TORCH_CPU ?= torch==2.13.0
 # mamba-ssm, our reference and comparator, builds on a CPU machine only this way (shared/wheels).
 MAMBA     ?= mamba-ssm==2.3.2.post1
 
-.PHONY: install run flops test gate clean
+.PHONY: install run flops test gate lint clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,9 @@ flops: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/python -m ruff check .
 
 gate: install
 	$(BIN)/swimbench gate --baseline profiles/baselines/flops.json --show changes

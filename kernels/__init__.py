@@ -11,5 +11,6 @@ from .state_update import separated_state_update, selective_state_update, swimba
 from .swimba_mix import swimba_mix
 from .swimba_scan import swimba_scan
 
-__all__ = ["causal_conv1d", "causal_conv1d_update", "combine", "swimba_mix", "selective_scan", "swimba_scan", "separated_scan",
+__all__ = ["causal_conv1d", "causal_conv1d_update", "combine", "swimba_mix", "selective_scan", "swimba_scan",
+           "separated_scan",
            "selective_state_update", "swimba_state_update", "separated_state_update"]

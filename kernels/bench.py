@@ -324,7 +324,7 @@ def time_ms(case: Case, x: dict, fn: Callable, rep_ms: int = 100) -> float:
 
     do_bench(step, warmup=_WARMUP_MS, rep=1)
     ms = do_bench_cudagraph(step, rep=rep_ms, return_mode="median")
-    del states
+    states.clear()
     return ms
 
 

@@ -61,7 +61,8 @@ def checks(out: Path) -> pd.DataFrame:
     # the chunked and the single-pass scan are one function: pin each and compare at full size
     for chunks in (1, 7):
         with _ssm.tuned(chunks=chunks):
-            rows.append(dict(kb.check(kb.Case("dense", 1, 8192), "cuda", with_mamba=False), case=f"dense b1 l8192 c{chunks}"))
+            rows.append(dict(kb.check(kb.Case("dense", 1, 8192), "cuda", with_mamba=False),
+                             case=f"dense b1 l8192 c{chunks}"))
         log(f"check chunks={chunks}: {rows[-1]}")
     df = pd.DataFrame(rows)
     df.to_csv(out / "checks.csv", index=False)

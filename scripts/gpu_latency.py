@@ -89,7 +89,7 @@ def check_energy() -> list[dict]:
                 row["trace_within_10pct"] = (row["trace_over_counter"] is not None
                                              and abs(row["trace_over_counter"] - 1) <= 0.10)
                 out.append(row)
-                del model, fn
+                model = fn = None
                 torch.cuda.empty_cache()
     finally:
         sampler.stop()

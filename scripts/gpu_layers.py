@@ -51,6 +51,11 @@ def variant_checks(variant, E, k, b=2, l=300, prefix=257):
     cache = layer.allocate_cache(b)
     layer(x[:, :prefix], cache)
     snap = (cache.conv.clone(), cache.ssm.clone())
+
+    def restore():
+        cache.conv.copy_(snap[0])
+        cache.ssm.copy_(snap[1])
+
     x_t = x[:, prefix:prefix + 1].clone()
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
@@ -58,14 +63,14 @@ def variant_checks(variant, E, k, b=2, l=300, prefix=257):
         for _ in range(2):
             layer.step(x_t, cache)          # warm-up: Triton compilation outside the capture
     torch.cuda.current_stream().wait_stream(s)
-    cache.conv.copy_(snap[0]); cache.ssm.copy_(snap[1])
+    restore()
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
         y_graph = layer.step(x_t, cache)
-    cache.conv.copy_(snap[0]); cache.ssm.copy_(snap[1])
+    restore()
     g.replay()
     graph_state = cache.ssm.clone()
-    cache.conv.copy_(snap[0]); cache.ssm.copy_(snap[1])
+    restore()
     y_eager = layer.step(x_t, cache)
     check(f"{variant} E={E} k={k}: graph-replayed step = eager step", rel(y_graph, y_eager), 1e-3)
     check(f"{variant} E={E} k={k}: graph-replayed state = eager state", rel(graph_state, cache.ssm), 1e-5)

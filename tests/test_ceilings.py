@@ -174,7 +174,8 @@ def test_kernel_table_keeps_case_names_whole_at_80_columns():
     rows = []
     for case in cases:
         ms = float(rng.uniform(0.01, 10))
-        r = kb._row(case, "mamba-ssm 2.3.2.post1", ms, int(rng.integers(10 ** 6, 10 ** 9)), c.gbps * 1e9, "bd256 w4 c16")
+        nbytes = int(rng.integers(10 ** 6, 10 ** 9))
+        r = kb._row(case, "mamba-ssm 2.3.2.post1", ms, nbytes, c.gbps * 1e9, "bd256 w4 c16")
         f = floor(r["bytes"], r["flops"], c)
         rows.append(dict(r, label=case.label, x_floor=ms / (f.seconds * 1e3), floor_bound=f.bound))
     out = Console(file=StringIO(), width=80)

@@ -1,6 +1,5 @@
 """FLOP counting three ways, FLOP matching and parameter counts."""
 import pytest
-import torch
 
 from swimbench.config import VARIANTS, LayerConfig, Reference
 from swimbench.flops.analytic import COMPONENTS, flops_per_token, macs_per_token, params

@@ -8,7 +8,8 @@ from matplotlib.image import imread
 
 from swimbench.report.ceilings import resolve
 from swimbench.report.compare import comparison
-from swimbench.report.figures import FIGURES, achieved_vs_ceilings, x_floor
+from swimbench.report import plotting
+from swimbench.report.figures import FIGURES, achieved_vs_ceilings, decode_vs_batch, x_floor
 from swimbench.report.runs import load_run
 from swimbench.sweeps.spec import Sweep
 
@@ -223,3 +224,49 @@ def test_the_committed_h100_run_still_renders(tmp_path, capsys):
     assert "Ceilings: not measured by this run" in summary
     run = load_run(COMMITTED)
     assert (run.ok["prefill_bytes"] > 0).all() and run.ok["prefill_x_floor"].isna().all()
+
+
+def _floor_lines(ax) -> list:
+    """The floors drawn in a panel: dashed lines with data and no markers (measured lines have markers,
+    the legend's entry no data)."""
+    return [ln for ln in ax.get_lines() if ln.get_linestyle() == "--" and ln.get_marker() in ("None", None, "")
+            and len(ln.get_xdata())]
+
+
+def test_decode_vs_batch_draws_each_designs_floor_in_its_colour_and_older_runs_without(gpu_run, tmp_path):
+    """Every design in a latency panel gets one dashed floor line of its colour through its rows'
+    decode_floor_us (the run's own ceilings); the throughput panels get none. A run without ceilings or
+    counts still draws the figure, with no floor line; the flags give it floors."""
+    run = load_run(gpu_run)
+    drawn = decode_vs_batch(run, resolve(run.meta))
+    assert drawn.skipped is None and "floor" in drawn.caption and "decode floor (µs per step)" in drawn.data
+    axes = [ax for ax in drawn.fig.axes if ax.get_visible()]
+    latency = [ax for ax in axes if ax.get_ylabel().startswith("decode latency")]
+    assert latency and all(not _floor_lines(ax) for ax in axes if ax not in latency)
+    ok = run.ok[run.ok["seq"] == run.ok["seq"].min()]
+    for ax in latency:
+        experts = int(ax.get_title().split()[2])
+        shown = ok[ok["variant"].isin(["dense", "mamba_ssm"]) | (ok["experts"] == experts)]
+        designs = shown.groupby(["variant", "top_k"])
+        lines = _floor_lines(ax)
+        assert len(lines) == designs.ngroups
+        for (variant, _), rows in designs:
+            rows = rows.sort_values("batch")
+            match = [ln for ln in lines if ln.get_color() == plotting.color(variant)
+                     and np.allclose(ln.get_ydata(), rows["decode_floor_us"])]
+            assert match, (variant, experts)
+            assert list(match[0].get_xdata()) == list(rows["batch"])
+        assert ax.get_ylim()[0] <= shown["decode_floor_us"].min()      # the floors are on the axis
+    assert plotting.FLOOR_LABEL in [t.get_text() for t in drawn.fig.legends[0].get_texts()]
+
+    rng = rng_for("decode-batch-old")
+    sweep = Sweep(d_model=128, variants=("dense", "swimba"), experts=(2, 4), top_k=(1,), seq=(512,), batch=(1, 4))
+    old = load_run(make_run(tmp_path, lognormal(rng), rng=rng, sweep=sweep, name="old", ceilings=None,
+                            counted=False).path)
+    bare = decode_vs_batch(old, resolve(old.meta))
+    assert bare.skipped is None and bare.fig is not None and "No floors drawn" in bare.caption
+    assert not any(_floor_lines(ax) for ax in bare.fig.axes) and "decode floor (µs per step)" not in bare.data
+    assert plotting.FLOOR_LABEL not in [t.get_text() for t in bare.fig.legends[0].get_texts()]
+    flagged = decode_vs_batch(old, resolve(old.meta, tflops=float(rng.uniform(200, 1000)),
+                                           gbps=float(rng.uniform(1000, 5000))))
+    assert sum(len(_floor_lines(ax)) for ax in flagged.fig.axes) == 2 * 2      # (dense, swimba) x E

@@ -26,8 +26,8 @@ def swimba_mix(dt: Tensor, B: Tensor, C: Tensor, pos: Tensor, gates: Tensor, idx
         gates: (T, k) fp32 convex weights; idx: (T, k) expert ids (select the delta bias).
         delta_bias: (E, d) fp32 or None; delta_softplus: softplus after the bias.
     Returns:
-        delta (T, d) in dt's dtype (rounded once, as a dense layer's delta is) and BC (T, 2, n) fp32
-        (B then C); all mixed in fp32.
+        delta (T, d) and BC (T, 2, n) (B then C), mixed in fp32 and rounded once to dt's dtype, as a
+        dense layer's delta, B and C are.
     """
     return pick(swimba_mix_naive, ".swimba_mix.fused", "swimba_mix_fused", dt)(
         dt, B, C, pos, gates, idx, delta_bias, delta_softplus)
@@ -36,4 +36,4 @@ def swimba_mix(dt: Tensor, B: Tensor, C: Tensor, pos: Tensor, gates: Tensor, idx
 @swimba_mix.register_fake
 def _(dt, B, C, pos, gates, idx, delta_bias=None, delta_softplus=True):
     T = pos.shape[0]
-    return dt.new_empty(T, dt.shape[-1]), dt.new_empty(T, 2, B.shape[-1], dtype=torch.float32)
+    return dt.new_empty(T, dt.shape[-1]), dt.new_empty(T, 2, B.shape[-1])

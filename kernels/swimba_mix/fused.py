@@ -72,12 +72,12 @@ def swimba_mix_fused(dt: Tensor, B: Tensor, C: Tensor, pos: Tensor, gates: Tenso
     d, n = dt.shape[-1], B.shape[-1]
     pos, gates, idx = pos.contiguous(), gates.float().contiguous(), idx.contiguous()
     bias = delta_bias.float().contiguous() if delta_bias is not None else None
-    # delta is rounded once to dt's dtype, as a dense layer's delta is (dt_proj's output): fp32 would cost
-    # the mixing kernel half its bytes again and both passes of a chunked scan 2 more bytes a channel
-    # (H200: k = 2 mix-then-scan 1.29x the dense scan with fp32 delta). B and C, n values a token,
-    # stay fp32: rounding them would save nothing worth its error.
+    # delta, B and C are rounded once to dt's dtype, as a dense layer's are (dt_proj's and x_proj's outputs).
+    # In fp32, delta would cost the mixing kernel half its bytes again and both passes of a chunked scan
+    # 2 more bytes a channel (H200: k = 2 mix-then-scan 1.29x the dense scan with fp32 delta); fp32 B and C
+    # cost the scan its 32-bit pair loads of 16-bit B and C (scripts/gpu_scan_probe.py).
     delta = torch.empty(T, d, device=dt.device, dtype=dt.dtype)
-    bc = torch.empty(T, 2, n, device=dt.device, dtype=torch.float32)
+    bc = torch.empty(T, 2, n, device=dt.device, dtype=dt.dtype)
     if T == 0:
         return delta, bc
     grid = lambda meta: (triton.cdiv(T, meta["BT"]), triton.cdiv(d, meta["BD"]))

@@ -6,9 +6,9 @@ from typing import Iterable, Sequence
 import typer
 
 try:  # typer >= 0.2x ships its own copy of click; older typer uses click itself
-    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.exceptions import ClickException as ClickException, UsageError
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import ClickException, UsageError
+    from click.exceptions import ClickException as ClickException, UsageError
 
 Abort = typer.Abort
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import pandas as pd
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from ..flops.table import FlopsRequest
 
 from ..config import VARIANTS, Reference
 from . import app
@@ -117,7 +120,8 @@ def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:
     uncounted = sorted({op for r in result for op in r["fvcore_uncounted_ops"]})
     table = Table(title=f"MFLOPs per token at matched {req.match} FLOPs: D={req.ref.d_model} "
                         f"expand={req.ref.expand} N={req.ref.d_state} K={req.ref.d_conv}",
-                  caption=CONVENTION + " Ops fvcore saw and left uncounted: " + ", ".join(uncounted) + ".", box=box.SIMPLE_HEAD, pad_edge=False)
+                  caption=CONVENTION + " Ops fvcore saw and left uncounted: " + ", ".join(uncounted) + ".",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     for c in TABLE_COLUMNS:
         table.add_column(HEADERS[c], justify="left" if c == "variant" else "right")
     for r in result:

@@ -438,9 +438,10 @@ def _row_line(point, row) -> str:
     launch = f", launch {launch:.3f} ms" if launch is not None else ""
     pre_floor, dec_floor = (f", {row[f'{p}_x_floor']:.2f}x its {row[f'{p}_floor_bound']} floor"
                             if row.get(f"{p}_x_floor") is not None else "" for p in ("prefill", "decode"))
+    kernels = f", {row['decode_kernels']} kernels" if row.get("decode_kernels") is not None else ""
     return (f"[green]ok[/] {point.label()}: prefill {row['prefill_ms']:.3f} ms ({row['prefill_mode']}"
             f"{launch}, {row['prefill_tflops']:.1f} TFLOP/s{energy}{pre_floor}), decode "
-            f"{row['decode_us']:.1f} us ({row['decode_mode']}{dec_floor})")
+            f"{row['decode_us']:.1f} us ({row['decode_mode']}{dec_floor}{kernels})")
 
 
 def _x_floor(r, phase: str) -> str:
@@ -500,6 +501,7 @@ def summary_table(df, device: str) -> Table:
             "x floor": _x_floor(r, "prefill") if ok else "",
             "decode us": (f"{r.decode_us:.1f}" + _mode(r, "decode")) if ok else "",
             "dec x floor": _x_floor(r, "decode") if ok else "",
+            "kern": f(getattr(r, "decode_kernels", None) if ok else None, ".0f"),
             "mJ/tok": f(r.prefill_j_per_token * 1e3 if ok else None, ".4f"),
             "dec mJ/tok": f(r.decode_j_per_token * 1e3 if ok else None, ".4f"),
             "peak MiB": f(peak, ".0f"), "status": str(r.status),
@@ -511,12 +513,15 @@ def summary_table(df, device: str) -> Table:
         table.add_column(c, justify="left" if c in ("variant", "status") else "right", no_wrap=True)
     for row in rows:
         table.add_row(*(row[c] for c in keep))
-    legend = {"prefill ms": "g: CUDA-graph replay, e: eager calls",
-              "±CI%": "±CI%: half-width of the 95% bootstrap interval of the prefill median",
-              "launch ms": "launch ms: host time to launch one eager forward",
-              "x dense": "x dense: prefill time over dense at the same seq, batch and layers",
-              "x floor": "x floor: median over the least time the counted bytes (at the measured copy "
-                         "bandwidth) or FLOPs (at the measured bf16 GEMM rate) allow, m or c: which bound it",
-              "mJ/tok": "mJ/tok: NVML energy counter"}
-    table.caption = "; ".join(v for k, v in legend.items() if k in keep)
+    # what each column means, said once when any of the columns it names is shown
+    legend = {("prefill ms",): "g: CUDA-graph replay, e: eager calls",
+              ("±CI%",): "±CI%: half-width of the 95% bootstrap interval of the prefill median",
+              ("launch ms",): "launch ms: host time to launch one eager forward",
+              ("x dense",): "x dense: prefill time over dense at the same seq, batch and layers",
+              ("x floor", "dec x floor"): "x floor: median over the least time the counted bytes (at the "
+                                          "measured copy bandwidth) or FLOPs (at the measured bf16 GEMM "
+                                          "rate) allow, m or c: which bound it",
+              ("kern",): "kern: CUDA kernels in the decode step's graph",
+              ("mJ/tok",): "mJ/tok: NVML energy counter"}
+    table.caption = "; ".join(v for cols, v in legend.items() if set(cols) & set(keep))
     return table

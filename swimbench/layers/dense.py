@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..kernels import selective_scan, selective_state_update
+from ..kernels import selective_state_update
 from ..config import LayerConfig
 from .base import TokenMixer, init_A_log, init_dt_bias
 

@@ -69,7 +69,7 @@ def copy_gbps(device, nbytes: int = COPY_BYTES) -> float:
     src = torch.empty(nbytes // 4, device=device, dtype=torch.float32).normal_()
     dst = torch.empty_like(src)
     ms = _median_ms(lambda: dst.copy_(src), device)
-    del src, dst
+    src = dst = None                          # freed before the next measurement allocates
     return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
@@ -83,7 +83,7 @@ def gemm_tflops(device, mnk: tuple = GEMM) -> float:
     b = torch.randn(k, n, device=device, dtype=torch.bfloat16, generator=gen)
     c = torch.empty(m, n, device=device, dtype=torch.bfloat16)
     ms = _median_ms(lambda: torch.mm(a, b, out=c), device)
-    del a, b, c
+    a = b = c = None
     return 2 * m * n * k / (ms * 1e-3) / 1e12
 
 

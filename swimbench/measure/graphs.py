@@ -8,10 +8,11 @@ about 1.8 ms, while its GPU work at seq 2048 is a fraction of that (docs/perform
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
+from .kernel_count import captured_kernels
 
 _SIDE: dict[int, torch.cuda.Stream] = {}
 
@@ -26,7 +27,18 @@ def side_stream() -> torch.cuda.Stream:
     return _SIDE[index]
 
 
-def capture(fn: Callable[[], object], warmup: int = 3) -> Callable[[], None]:
+class Replay:
+    """A captured call: calling it replays the graph; `kernels` is the graph's kernel count (None where
+    it cannot be read). It holds the graph and so its memory pool."""
+
+    def __init__(self, graph: torch.cuda.CUDAGraph, kernels: Optional[int]):
+        self.graph, self.kernels = graph, kernels
+
+    def __call__(self) -> None:
+        self.graph.replay()
+
+
+def capture(fn: Callable[[], object], warmup: int = 3) -> Replay:
     """Capture one call of `fn` into a CUDA graph and return its replay.
 
     The warm-up runs on a side stream first (as torch.cuda.graphs asks), which also keeps Triton's
@@ -41,8 +53,14 @@ def capture(fn: Callable[[], object], warmup: int = 3) -> Callable[[], None]:
     torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
     torch.cuda.empty_cache()       # a capture cannot free cached blocks: give the graph's pool room
-    graph = torch.cuda.CUDAGraph()
+    try:
+        graph = torch.cuda.CUDAGraph(keep_graph=True)      # the graph stays readable: its kernels are counted
+    except TypeError:                                      # torch < 2.8
+        graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         fn()
+    kernels = captured_kernels(graph)
+    if hasattr(graph, "instantiate"):
+        graph.instantiate()        # kept graphs are instantiated here, not at their first replay
     torch.cuda.synchronize()
-    return graph.replay           # the bound method keeps the graph and its memory pool alive
+    return Replay(graph, kernels)

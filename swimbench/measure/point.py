@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Optional
 
 import torch
@@ -27,6 +28,11 @@ def identity(point: Point) -> dict:
 class Measured:
     row: dict
     samples: dict               # raw per-sample times, for samples.jsonl
+
+
+def kernels_of(call) -> Optional[int]:
+    """Kernels a timed call launches, read from its CUDA graph; None for eager calls (and the CPU)."""
+    return getattr(call, "kernels", None)
 
 
 class PointMeasurer:
@@ -98,7 +104,7 @@ class PointMeasurer:
 
         # prefill: one forward over (batch, seq), replayed from a CUDA graph unless eager is asked
         x = torch.randn(point.batch, point.seq, cfg.d_model, device=dev, dtype=dtype, generator=gen)
-        eager = lambda: model(x)
+        eager = partial(model, x)               # not a lambda, which pyflakes reads after `del x` below
         pre_mode = s.prefill if self.cuda else "eager"
         self._reset_peak()
         self._label(f"{point.key}/prefill")
@@ -128,6 +134,7 @@ class PointMeasurer:
                     "prefill_peak_mib": self._peak_mib(), "timing_clock": pre.clock})
         self._label(f"{point.key}/prefill-energy")
         row.update(self._energy(forward, tokens, ps.median, "prefill"))
+        row["prefill_kernels"] = kernels_of(forward)
         del x, eager, forward
         if self.cuda:
             torch.cuda.empty_cache()            # the prefill graph's pool goes before decode
@@ -154,6 +161,7 @@ class PointMeasurer:
                     "decode_peak_mib": self._peak_mib()})
         self._label(f"{point.key}/decode-energy")
         row.update(self._energy(step, point.batch, ds.median / 1e3, "decode"))
+        row["decode_kernels"] = kernels_of(step)
         self._label("idle")
 
         if self.nvml is not None:

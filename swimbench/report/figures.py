@@ -117,10 +117,13 @@ def decode_vs_experts(run, ceilings: Ceilings) -> Drawn:
 
 
 def _vs_axis(run, name: str, title: str, x: str, xlabel: str, panels: list[tuple], fixed: tuple,
-             caption: str) -> Drawn:
+             caption: str, rows: Optional[pd.DataFrame] = None, floors: Optional[dict] = None) -> Drawn:
     """Metrics against `x` (batch or seq), one column of panels per expert count; every variant a
-    line, dense in each panel; the axes in `fixed` held at their smallest value."""
-    ok = run.ok[run.ok[panels[0][0]].notna()]
+    line, dense in each panel; the axes in `fixed` held at their smallest value. floors: {a panel's
+    column: (its floor's column, the floor's header in the table)}, drawn where rows have one."""
+    floors = floors or {}
+    ok = run.ok if rows is None else rows
+    ok = ok[ok[panels[0][0]].notna()]
     if ok[x].nunique() < 2:
         got = ", ".join(map(str, sorted(ok[x].unique()))) or "none"
         return Drawn(name, title, skipped=f"the run measured one {x} ({got}); sweep several to draw it")
@@ -137,23 +140,39 @@ def _vs_axis(run, name: str, title: str, x: str, xlabel: str, panels: list[tuple
         for i, (col, lo, hi, ylabel, unit) in enumerate(panels):
             ax = axes[i][j]
             P.lines(ax, sl, x, col, lo, hi)
-            P.y_axis(ax, ok[col], unit)
+            floor = floors.get(col, (None,))[0]
+            if floor is not None:
+                P.floors(ax, sl, x, floor)
+            P.y_axis(ax, pd.concat([ok[col], ok[floor]]) if floor else ok[col], unit)
             P.pow2_axis(ax, ok[x], xlabel)
             ax.set_ylabel(ylabel)
             ax.set_title(f"E = {E} experts" if len(_moe(ok)) else "dense", fontsize=10)
     data = pd.concat(shown).drop_duplicates("key").sort_values(["variant", "experts", "top_k", x])
     d = Drawn(name, title, caption, fig=P.finish(fig))
-    d.data = _table(data, {**IDENT, **{p[3]: p[0] for p in panels}})
+    d.data = _table(data, {**IDENT, **{p[3]: p[0] for p in panels},
+                           **{header: floor for floor, header in floors.values()}})
     return d
 
 
 def decode_vs_batch(run, ceilings: Ceilings) -> Drawn:
+    # Each design's floor beside its time, at the resolved ceilings as in the x-floor figure.
+    if ceilings.device is None:
+        ok, floors, floor = run.ok, None, f"No floors drawn: {NOT_MEASURED}."
+    else:
+        ok = with_floors(run.ok, ceilings)
+        floors = {"decode_us": ("decode_floor_us", "decode floor (µs per step)")}
+        floor = ("Thin dashed lines: each design's floor, the least time its counted bytes take at the copy "
+                 "bandwidth or its FLOPs at the bf16 GEMM rate, whichever is longer; the gap to its line "
+                 f"is what the step loses. Ceilings: {ceilings.sources()}.")
+        if ok["decode_floor_us"].isna().all():
+            floors, floor = None, "No floors drawn: no row has counted bytes or FLOPs."
     return _vs_axis(run, "decode_vs_batch", "Decode vs batch", "batch", "batch (sequences)",
                     [("decode_us", "decode_us_ci_lo", "decode_us_ci_hi", "decode latency (µs per step)",
                       None),
                      ("decode_tokens_per_s", None, None, "decode throughput (tokens/s)", "tok/s")],
                     ("seq", "layers"), "Latency of one decode step and the tokens per second it gives "
-                    "at each batch; median and 95% interval. " + _mode_caption(run.ok, "decode"))
+                    "at each batch; median and 95% interval. " + _mode_caption(run.ok, "decode") + " " + floor,
+                    rows=ok, floors=floors)
 
 
 def throughput_vs_seq(run, ceilings: Ceilings) -> Drawn:

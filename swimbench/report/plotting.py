@@ -73,6 +73,21 @@ def lines(ax, df: pd.DataFrame, x: str, y: str, lo: Optional[str] = None, hi: Op
                     ms=5, lw=1.6, capsize=3, label=label(variant, k))
 
 
+# A floor is drawn thin and without markers in its design's colour, with a dash longer than top-k 2's.
+FLOOR_STYLE = {"ls": (0, (7, 3)), "lw": 1.0, "alpha": 0.8}
+FLOOR_LABEL = "floor (thin dashes, in each design's colour)"
+
+
+def floors(ax, df: pd.DataFrame, x: str, y: str) -> None:
+    """Each (variant, top_k)'s floor `y` against `x` where rows have one; one legend entry for all."""
+    known = df[df[y].notna()]
+    for (variant, _), g in known.groupby(["variant", "top_k"], sort=False):
+        g = g.sort_values(x)
+        ax.plot(g[x], g[y], color=color(variant), **FLOOR_STYLE)
+    if not known.empty:
+        ax.plot([], [], color="grey", label=FLOOR_LABEL, **FLOOR_STYLE)     # the legend's entry
+
+
 def references(ax, df: pd.DataFrame, y: str, lo: Optional[str] = None, hi: Optional[str] = None,
                scale: float = 1.0) -> None:
     """Dense (and the mamba-ssm comparator) as horizontal lines, the interval as a band."""

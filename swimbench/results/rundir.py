@@ -26,7 +26,8 @@ def _count(rate: str, median: str, scale: float):
 # What measured rows written before a column existed did, for the columns added since: a value, or
 # a function of the numeric frame (swimbench.report.runs.numeric) giving each row's. Prefill was
 # eager; the bytes and FLOPs of a call were counted as now, and kept only as the achieved rates.
-# Rows before the floor columns had no ceilings: those columns stay empty (no entry).
+# Rows before the floor columns had no ceilings, and rows before the kernel counts were not profiled:
+# those columns stay empty (no entry), as they are on the CPU.
 COLUMNS_BEFORE = {
     "prefill_mode": "eager",
     "prefill_bytes": _count("prefill_gbps", "prefill_ms", 1e6),       # GB/s x ms
@@ -49,12 +50,13 @@ COLUMNS = [
     # ... its counted work (bytes: the fewest it must move; FLOPs: analytic) and the floor they put
     # under its time at the device's measured ceilings (swimbench.measure.ceilings)
     "prefill_bytes", "prefill_flops", "prefill_floor_ms", "prefill_x_floor", "prefill_floor_bound",
-    "prefill_peak_mib",
+    # ... the CUDA kernels one eager call runs (swimbench.measure.kernel_count; empty on the CPU)
+    "prefill_kernels", "prefill_peak_mib",
     # decode: one token's step with its cache
     "decode_mode", "decode_us", "decode_us_p10", "decode_us_p90", "decode_us_ci_lo", "decode_us_ci_hi",
     "decode_samples", "decode_calls_per_sample", "decode_tokens_per_s", "decode_tflops",
     "decode_gbps", "decode_bytes", "decode_flops", "decode_floor_us", "decode_x_floor",
-    "decode_floor_bound", "decode_peak_mib",
+    "decode_floor_bound", "decode_kernels", "decode_peak_mib",
     # energy
     "energy_source", "prefill_j_per_token", "prefill_mean_w", "prefill_energy_window_s",
     "decode_j_per_token", "decode_mean_w", "decode_energy_window_s",

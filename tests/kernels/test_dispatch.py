@@ -35,7 +35,8 @@ def _call(op: str):
              "swimba": _swimba(2, 23, 37, 5, 3, 2, torch.float32),
              "separated": _separated(2, 23, 37, 5, 3, 2, torch.float32)}[design]
         naive = importlib.import_module(f"swimbench.kernels.{op}.naive")
-        return getattr(K, op)(**x, delta_softplus=True), lambda: getattr(naive, f"{op}_naive")(**x, delta_softplus=True)[0]
+        ref = getattr(naive, f"{op}_naive")
+        return getattr(K, op)(**x, delta_softplus=True), lambda: ref(**x, delta_softplus=True)[0]
     design = op.split("_")[0].replace("selective", "dense")
     x, state = _step_inputs(design, 3, 37, 5, 3, 2, torch.float32)
     ref_state = state.clone()
@@ -90,12 +91,14 @@ def test_cpu_tensors_take_the_reference_without_the_interpreter(monkeypatch):
     picked = _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u)
     assert picked.__name__ == "selective_scan_fused"                  # interpreter on (conftest)
     monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
-    assert _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u) is selective_scan_naive
+    picked = _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u)
+    assert picked is selective_scan_naive
     # Without the interpreter, CPU tensors take the reference. Triton reads TRITON_INTERPRET once per
     # process, so only our dispatch's view of it is changed here.
     monkeypatch.delenv("SWIMBENCH_KERNELS")
     monkeypatch.setattr(_dispatch, "interpreting", lambda: False)
-    assert _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u) is selective_scan_naive
+    picked = _dispatch.pick(selective_scan_naive, ".selective_scan.fused", "selective_scan_fused", u)
+    assert picked is selective_scan_naive
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])

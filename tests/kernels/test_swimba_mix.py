@@ -32,10 +32,10 @@ def test_mix_matches_reference(poisoned, dtype, T, k, d, n, E):
     rows = x["pos"]
     d_ref, B_ref, C_ref = mix_streams(x["dt"][rows].float(), x["B"][rows].float(), x["C"][rows].float(),
                                       x["gates"], x["idx"], x["delta_bias"], True)
-    # mixed in fp32; delta rounded once to dt's dtype, B and C kept in fp32
-    assert delta.dtype == dtype and bc.dtype == torch.float32 and bc.shape == (T, 2, n)
+    # mixed in fp32, each rounded once to dt's dtype
+    assert delta.dtype == dtype and bc.dtype == dtype and bc.shape == (T, 2, n)
     assert rel_err(delta, d_ref) < REL_TOL[dtype]
-    assert rel_err(bc[:, 0], B_ref) < 1e-6 and rel_err(bc[:, 1], C_ref) < 1e-6
+    assert rel_err(bc[:, 0], B_ref) < REL_TOL[dtype] and rel_err(bc[:, 1], C_ref) < REL_TOL[dtype]
     d_naive, bc_naive = swimba_mix_naive(**x, delta_softplus=True)
     assert rel_err(delta, d_naive) < REL_TOL[dtype] and rel_err(bc, bc_naive) < REL_TOL[dtype]
 
@@ -59,14 +59,28 @@ def test_swimba_scan_equals_hand_mixed_dense_scan(poisoned, mode, dtype, b, l, d
              z=torch.randn(b, l, d).to(dtype), delta_bias=torch.randn(E, d) * 0.5)
     y, h = swimba_scan_fused(**x, delta_softplus=True, return_last_state=True, mode=mode)
     up = {key: (v.float() if v.is_floating_point() else v) for key, v in x.items()}
-    delta, Bm, Cm = mix_streams(up["dt"], up["B"], up["C"], up["gates"], up["idx"], up["delta_bias"], True)
-    y_ref, h_ref = selective_scan_naive(up["u"], delta, up["A"], Bm, Cm, up["D"], up["z"], None, False, True)
+    hand = mix_streams(up["dt"], up["B"], up["C"], up["gates"], up["idx"], up["delta_bias"], True)
+    mixed = hand
+    if mode == "mix-then-scan":
+        # The mixed delta, B and C are rounded once to dt's dtype (test_mix_matches_reference bounds that
+        # rounding); Triton's interpreter rounds fp32 -> bf16 toward zero, not to nearest as the GPU does, so
+        # the scan is checked here on the mixing kernel's own outputs, and the end-to-end error on the GPU
+        # (scripts/gpu_prefill.py, against this fp32 hand-mixed reference).
+        T = b * l
+        delta, bc = swimba_mix_fused(x["dt"].reshape(T * k, d), x["B"].reshape(T * k, n), x["C"].reshape(T * k, n),
+                                     torch.arange(T * k, dtype=torch.int32).view(T, k), x["gates"].reshape(T, k),
+                                     x["idx"].reshape(T, k), x["delta_bias"], True)
+        assert all(rel_err(got.reshape(ref.shape), ref) < REL_TOL[dtype]
+                   for got, ref in zip((delta, bc[:, 0], bc[:, 1]), hand))
+        mixed = (delta.view(b, l, d).float(), bc[:, 0].view(b, l, n).float(), bc[:, 1].view(b, l, n).float())
+    y_ref, h_ref = selective_scan_naive(up["u"], mixed[0], up["A"], mixed[1], mixed[2], up["D"], up["z"], None, False,
+                                        True)
     assert rel_err(y, y_ref) < REL_TOL[dtype]
-    # the state carries delta's one rounding to dt's dtype (none in fp32, none in the in-register mix)
-    exact = dtype == torch.float32 or mode == "in-register"
-    assert rel_err(h, h_ref) < (1e-4 if exact else REL_TOL[dtype])
+    assert rel_err(h, h_ref) < 1e-4                  # the state is fp32 throughout
+    # the reference op is the hand-mixed dense scan
     y_naive, _ = swimba_scan_naive(**up, delta_softplus=True)
-    assert rel_err(y_naive, y_ref) < 1e-5
+    y_hand = selective_scan_naive(up["u"], hand[0], up["A"], hand[1], hand[2], up["D"], up["z"], None, False)[0]
+    assert rel_err(y_naive, y_hand) < 1e-5
 
 
 def test_unknown_mode_is_refused():
