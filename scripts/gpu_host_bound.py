@@ -27,7 +27,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from swimbench.config import Reference
 from swimbench.flops.sizing import match
-from swimbench.layers import build_layer
+from swimbench.designs import build_layer
 from swimbench.measure.graphs import capture
 from swimbench.measure.timing import TimingOptions, time_fn
 

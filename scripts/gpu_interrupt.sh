@@ -33,7 +33,7 @@ mamba_ref.Mamba()
 show("mamba_ssm")
 from swimbench.config import Reference
 from swimbench.flops.sizing import match
-from swimbench.layers import build_layer
+from swimbench.designs import build_layer
 from swimbench.measure.graphs import capture
 layer = build_layer(match("moe_mamba", Reference(), 2, 1).cfg, device="cuda", dtype=torch.bfloat16)
 x = torch.randn(1, 512, 2048, device="cuda", dtype=torch.bfloat16)

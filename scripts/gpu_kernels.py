@@ -25,7 +25,7 @@ import torch
 
 from swimbench import mamba_ref
 from swimbench.kernels import _ssm
-from swimbench.kernels import bench as kb
+from swimbench.measure import kernel_bench as kb
 
 # mamba-ssm 2.3.2's CUDA scan on our H100 (issue 3), ms; our dense scan must be 1.5x faster.
 MAMBA_REF_MS = {(1, 8192): 0.78, (8, 8192): 5.24, (1, 32768): 3.05}

@@ -14,7 +14,8 @@ import torch
 from swimbench import mamba_ref
 from swimbench.config import Reference
 from swimbench.flops.sizing import match
-from swimbench.layers import DenseMamba, build_layer
+from swimbench.designs import build_layer
+from swimbench.layers import DenseMamba
 
 DEV, DT = "cuda", torch.bfloat16
 REF = Reference(d_model=2048, expand=2, d_state=16, d_conv=4)

@@ -7,7 +7,7 @@
    their references and against the F.conv1d path mamba-ssm's Mamba takes without causal-conv1d; the
    dense scan on the layer's views against mamba-ssm's CUDA scan; Swimba's mixing kernel and the
    mix-then-scan path against the hand-mixed reference and against mamba-ssm's scan on the mixed inputs;
-   then every case of `kernels/bench.py`'s checks.
+   then every case of `swimbench/measure/kernel_bench.py`'s checks.
 2. timings (triton.testing.do_bench medians, L2 flushed): the dense scan beside mamba-ssm's; Swimba k = 1
    and 2 both ways (mix-then-scan, in-register) and the mixing kernel alone; the conv beside the
    transpose + pad + conv + SiLU + transpose it replaces. Ratios to dense are within this one run.
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from swimbench import mamba_ref
-from swimbench.kernels import bench as kb
+from swimbench.measure import kernel_bench as kb
 from swimbench.kernels.causal_conv1d.fused import causal_conv1d_fused, causal_conv1d_update_fused
 from swimbench.kernels.causal_conv1d.naive import causal_conv1d_naive, causal_conv1d_update_naive
 from swimbench.kernels.selective_scan.fused import selective_scan_fused

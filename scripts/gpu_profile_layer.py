@@ -14,7 +14,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from swimbench.config import Reference
 from swimbench.flops.sizing import match
-from swimbench.layers import build_layer
+from swimbench.designs import build_layer
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from triton.testing import do_bench, do_bench_cudagraph
 
-from swimbench.kernels import bench as kb
+from swimbench.measure import kernel_bench as kb
 from swimbench.kernels.selective_scan.fused import selective_scan_fused
 
 DEV, DT = "cuda", torch.bfloat16

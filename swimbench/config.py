@@ -1,11 +1,13 @@
-"""Shared configuration of the token-mixer layers and of the dense reference they are matched to."""
+"""Shared configuration of the token mixers and of the dense reference they are matched to. Which variants
+exist, and each one's own rules, is the design registry's (swimbench.designs)."""
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
-VARIANTS = ("dense", "swimba", "separated", "moe_mamba", "rom")
+from . import designs
+
 ROUTINGS = ("learned", "balanced", "skewed")
 
 
@@ -25,16 +27,14 @@ class LayerConfig:
     ffn_mult: int = 1            # MoE-Mamba's Switch FFN: expert width d_ff = ffn_mult * d_inner
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}")
+        design = designs.get(self.variant)          # ValueError naming the registered variants
         if self.dt_rank is None:
             object.__setattr__(self, "dt_rank", math.ceil(self.d_model / 16))
-        if self.variant == "dense" and (self.experts, self.top_k) != (1, 1):
-            raise ValueError("dense has no experts: experts=1, top_k=1")
         if not 1 <= self.top_k <= self.experts:
             raise ValueError("top_k must be between 1 and experts")
         if self.routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}")
+        design.check(self)
 
     @property
     def d_ff(self) -> int:

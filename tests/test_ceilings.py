@@ -9,7 +9,7 @@ from rich.console import Console
 
 from swimbench.cli import latency as latency_cli
 from swimbench.cli.kernels import table as kernels_table
-from swimbench.kernels import bench as kb
+from swimbench.measure import kernel_bench as kb
 from swimbench.kernels.flops import MACS_PER_CHANNEL, MACS_PER_STATE
 from swimbench.measure import ceilings as mc
 from swimbench.measure.ceilings import DeviceCeilings, floor, floor_columns, measure

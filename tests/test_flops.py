@@ -1,12 +1,13 @@
 """FLOP counting three ways, FLOP matching and parameter counts."""
 import pytest
 
-from swimbench.config import VARIANTS, LayerConfig, Reference
+from swimbench import designs
+from swimbench.config import LayerConfig, Reference
 from swimbench.flops.analytic import COMPONENTS, flops_per_token, macs_per_token, params
 from swimbench.flops.counters import count_fvcore, count_torch
 from swimbench.flops.sizing import match
 from swimbench.flops.table import FlopsRequest, rows
-from swimbench.layers import build_layer
+from swimbench.designs import build_layer
 
 DEFAULT_EXPERTS = (1, 2, 4, 8, 16, 32, 64)
 MATMUL_OPS = ("linear", "matmul", "bmm", "mm", "addmm", "einsum", "conv", "grouped", "swimbench")
@@ -14,12 +15,12 @@ MATMUL_OPS = ("linear", "matmul", "bmm", "mm", "addmm", "einsum", "conv", "group
 
 @pytest.fixture(scope="module")
 def default_table():
-    req = FlopsRequest(Reference(), DEFAULT_EXPERTS, 1, VARIANTS, seq=8, batch=2, match="prefill", align=8)
+    req = FlopsRequest(Reference(), DEFAULT_EXPERTS, 1, designs.names(), seq=8, batch=2, match="prefill", align=8)
     return rows(req)
 
 
 def test_default_table_counters_agree_and_match(default_table):
-    assert len(default_table) == 1 + (len(VARIANTS) - 1) * len(DEFAULT_EXPERTS)
+    assert len(default_table) == 1 + (len(designs.names()) - 1) * len(DEFAULT_EXPERTS)
     for r in default_table:
         counts = [r["flops_analytic"], r["flops_fvcore"], r["flops_torch"]]
         assert max(counts) - min(counts) <= 0.01 * max(counts), r

@@ -295,3 +295,18 @@ def test_the_committed_h100_run_gates_against_its_baseline(capsys):
     code, out, _ = cli(["gate", REPO_BASELINES.parents[1] / "reports" / "h100-2026-11-23-batch-seq",
                         "--baseline", REPO_BASELINES / "h100.json"], capsys)
     assert code == 0 and "PASS" in out and "floor" not in out
+
+
+@pytest.mark.parametrize("extra", [["--ffn-mult", "2"], ["--capacity-factor", "2.5"]])
+def test_a_flop_baseline_of_any_request_passes_its_own_recount(tmp_path, capsys, extra):
+    """Issue 12's reproduction: the FLOP gate recounted a baseline without the request's FFN width and
+    capacity factor, so MoE-Mamba's d_inner differed and unchanged code failed ("6 changed", exit 1)."""
+    out, base = tmp_path / "f.json", tmp_path / "b.json"
+    common = ["--d-model", "64", "-E", "2,3", "-v", "dense,moe_mamba", "--seq", "4", *extra]
+    assert main_code(["flops", *common, "--format", "json", "--out", out]) == 0
+    flag, value = extra
+    assert json.loads(out.read_text())["request"][flag[2:].replace("-", "_")] == float(value)
+    assert main_code(["gate", out, "--baseline", base, "--update"]) == 0
+    capsys.readouterr()
+    code, text, _ = cli(["gate", "--baseline", base, "--show", "changes"], capsys)     # recounted on this code
+    assert code == 0 and "PASS" in text and "changed" not in text

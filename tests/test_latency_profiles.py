@@ -1,7 +1,7 @@
 """Sweep expansion and the TOML profiles of `swimbench latency`."""
 import pytest
 
-from swimbench.config import VARIANTS
+from swimbench import designs
 from swimbench.sweeps import MeasureSettings, ProfileError, Sweep, load_profile
 from swimbench.sweeps.profiles import available, parse_profile
 
@@ -10,7 +10,7 @@ def test_shipped_profiles_parse_and_cover_every_design():
     assert {"default", "cpu"} <= set(available())
     for name in ("default", "cpu"):
         p = load_profile(name)
-        assert set(p.sweep.variants) == set(VARIANTS) and len(p.sweep.experts) >= 3
+        assert set(p.sweep.variants) == set(designs.names()) and len(p.sweep.experts) >= 3
         assert p.sweep.routing == "balanced"
         assert p.sweep.match is True and p.description
     gpu = load_profile("default")

@@ -12,7 +12,8 @@ from swimbench.kernels.selective_scan.naive import selective_scan_naive
 from swimbench.kernels.swimba_scan.naive import mix_streams
 import torch.nn.functional as F
 
-from swimbench.layers import DenseMamba, build_layer
+from swimbench.designs import build_layer
+from swimbench.layers import DenseMamba
 from swimbench.layers.router import Router
 
 from .helpers import rel_err

@@ -15,7 +15,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from ..flops.table import FlopsRequest
 
-from ..config import VARIANTS, Reference
+from .. import designs
+from ..config import Reference
 from . import app
 from .errors import bad, in_range, one_of, positive, split_ints, split_strs
 
@@ -45,7 +46,7 @@ def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batc
     positive("--top-k", top_k)
     if top_k > min(experts):
         raise bad("--top-k", top_k, f"an integer from 1 to the smallest --experts ({min(experts)})")
-    one_of("--variants", variants, VARIANTS)
+    one_of("--variants", variants, designs.names())
     positive("--seq", seq)
     positive("--batch", batch)
     one_of("--match", [match], PHASES)
@@ -67,8 +68,8 @@ def flops(
     experts: List[str] = typer.Option(["1", "2", "4", "8", "16", "32", "64"], "--experts", "-E",
                                       help="Expert counts: repeat the flag or give a list, e.g. 1,4,16."),
     top_k: int = typer.Option(1, "--top-k", "-k", help="Experts per token."),
-    variants: List[str] = typer.Option(list(VARIANTS), "--variants", "-v",
-                                       help="Variants: " + ", ".join(VARIANTS)),
+    variants: List[str] = typer.Option(list(designs.names(default_only=True)), "--variants", "-v",
+                                       help="Variants: " + ", ".join(designs.names())),
     seq: int = typer.Option(64, help="Sequence length of the traced forward (prefill)."),
     batch: int = typer.Option(1, help="Batch of the traced forward."),
     match: str = typer.Option("prefill", help="Which FLOPs per token to match: prefill or decode."),
@@ -115,7 +116,8 @@ def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:
     if fmt == "json":
         meta = {"reference": vars(req.ref), "matched": req.match, "align": req.align, "seq": req.seq,
                 "batch": req.batch, "capacity_factor": req.capacity_factor, "ffn_mult": req.ffn_mult,
-                "routing": "balanced", "convention": CONVENTION}
+                "routing": "balanced", "convention": CONVENTION,
+                "request": req.as_dict()}          # what the FLOP gate recounts, field for field
         return json.dumps({**meta, "rows": result}, indent=2) + "\n"
     uncounted = sorted({op for r in result for op in r["fvcore_uncounted_ops"]})
     table = Table(title=f"MFLOPs per token at matched {req.match} FLOPs: D={req.ref.d_model} "

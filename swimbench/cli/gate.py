@@ -155,7 +155,7 @@ def _verdicts(console, path, kind, data, results, thresholds, alpha, skipped=fro
         if kind == "run":
             raise BaselineProblem(f"baseline {path} holds FLOP counts but RESULTS {results} is a latency run")
         if kind == "flops":
-            if flop_gate.request_of(data) != base.request:
+            if not flop_gate.same_request(flop_gate.request_of(data), base.request):
                 raise BaselineProblem(f"baseline {path} counted another configuration than RESULTS "
                                       f"{results}: {base.request} vs {flop_gate.request_of(data)}")
             rows, label = data["rows"], str(results)

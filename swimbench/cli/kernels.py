@@ -10,10 +10,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from .. import designs
 from . import app
 from .errors import UsageError, bad, in_range, one_of, positive, split_ints, split_strs
 
-KERNELS = ("dense", "swimba", "separated", "dense-step", "swimba-step", "separated-step")
+KERNELS = designs.bench_kernels()
 DTYPES = ("bf16", "fp16", "fp32")
 OUT_SUFFIXES = (".csv", ".json")
 UNITS = ("state updates: one token advancing one sequence's whole SSM state (b*l per scan, b per step); "
@@ -61,7 +62,7 @@ def kernels(
         raise UsageError("no CUDA GPU here: swimbench kernels times GPU kernels, run it on a machine with one")
     import pandas as pd
 
-    from ..kernels import bench as kb
+    from ..measure import kernel_bench as kb
     from ..measure.ceilings import floor, measure
 
     cases = []
@@ -105,7 +106,7 @@ def _print(rows: list[dict], ceilings, device: str) -> None:
 
 
 def table(rows: list[dict], ceilings, device: str) -> Table:
-    """The benchmark table of `rows` (kernels.bench rows with label, x_floor and floor_bound)."""
+    """The benchmark table of `rows` (kernel_bench rows with label, x_floor and floor_bound)."""
     out = Table(title=f"swimbench kernels on {device} (copy {ceilings.gbps:,.0f} GB/s, bf16 GEMM "
                       f"{ceilings.tflops:,.0f} TFLOP/s)", caption=UNITS, box=box.SIMPLE_HEAD, pad_edge=False)
     longest = max((len(r["label"]) for r in rows), default=4)

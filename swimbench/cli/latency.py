@@ -20,7 +20,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..config import VARIANTS
+from .. import designs
 from ..sweeps.spec import COMPARATOR, DTYPES, MeasureSettings, Sweep, problem
 from . import app
 from .errors import UsageError, bad, split_ints, split_strs
@@ -113,7 +113,7 @@ def _split(values: dict) -> tuple[dict, dict]:
 
 
 def _check_combination(sweep: Sweep, over: dict) -> None:
-    if any(v != "dense" for v in sweep.variants) and max(sweep.top_k) > max(sweep.experts):
+    if any(designs.get(v).experts for v in sweep.variants) and max(sweep.top_k) > max(sweep.experts):
         flag = over.get("top_k", ("--top-k",))[0]
         raise bad(flag, ",".join(map(str, sweep.top_k)),
                   f"values at most the largest --experts ({max(sweep.experts)})")
@@ -147,7 +147,7 @@ def latency(
                                           help="Profile name in profiles/ or a .toml path "
                                                "[default: default on a GPU, cpu without one]."),
     variants: Optional[List[str]] = typer.Option(None, "--variants", "-v",
-                                                 help="Variants: " + ", ".join(VARIANTS) + "."),
+                                                 help="Variants: " + ", ".join(designs.names()) + "."),
     experts: Optional[List[str]] = typer.Option(None, "--experts", "-E", help="Expert counts, e.g. 2,4,8."),
     top_k: Optional[List[str]] = typer.Option(None, "--top-k", "-k", help="Experts per token, e.g. 1,2."),
     seq: Optional[List[str]] = typer.Option(None, "--seq", "-s", help="Sequence lengths (prefill)."),

@@ -6,6 +6,7 @@ FlopCounterMode counts two. Results here are FLOPs (2 x MACs) per token.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
-from ..kernels import flops as opf
 from torch import nn
+
+from ..kernels import flops as opf
 from ..layers.base import Cache
 
 
@@ -43,27 +45,34 @@ def _combine(gates, values, **_):
     return opf.combine_op_macs(gates, values)
 
 
-def _conv(x, w, **_):
-    return opf.conv_macs(x, w)
+def _conv(x, weight, **_):
+    return opf.conv_macs(x, weight)
 
 
 def _mix(dt, B, pos, **_):
     return opf.swimba_mix_macs(dt, B, pos)
 
 
-# name -> (formula, positions of the arguments it reads), positions as in the op schemas.
-_OPS = {
-    "combine": (_combine, dict(gates=0, values=1)),
-    "causal_conv1d": (_conv, dict(x=0, w=1)),
-    "causal_conv1d_update": (_conv, dict(x=0, w=2)),
-    "swimba_mix": (_mix, dict(dt=0, B=1, pos=3)),
-    "selective_scan": (_scan, dict(u=0, A=2, D=5, z=6)),
-    "swimba_scan": (_swimba, dict(u=0, dt=1, A=2, D=7, z=8)),
-    "separated_scan": (_separated, dict(u=0, A=2, D=6, z=7)),
-    "selective_state_update": (_scan, dict(u=1, A=3, D=6, z=7)),
-    "swimba_state_update": (_swimba, dict(u=1, dt=2, A=3, D=8, z=9)),
-    "separated_state_update": (_separated, dict(u=1, A=3, D=7, z=8)),
+# op name -> its formula. A formula names the op's arguments it reads as the op's schema names them; their
+# positions are read from the schema, so an op's signature is written down once, where it is defined.
+_FORMULAS = {
+    "combine": _combine, "causal_conv1d": _conv, "causal_conv1d_update": _conv, "swimba_mix": _mix,
+    "selective_scan": _scan, "swimba_scan": _swimba, "separated_scan": _separated,
+    "selective_state_update": _scan, "swimba_state_update": _swimba, "separated_state_update": _separated,
 }
+
+
+def _positions(name: str, fn) -> dict[str, int]:
+    """Where each argument `fn` reads sits in the swimbench::name schema."""
+    schema = [a.name for a in getattr(torch.ops.swimbench, name).default._schema.arguments]
+    wanted = [p for p in inspect.signature(fn).parameters if p != "_"]
+    missing = [p for p in wanted if p not in schema]
+    if missing:
+        raise TypeError(f"the formula of swimbench::{name} reads {missing}, which its schema {schema} lacks")
+    return {p: schema.index(p) for p in wanted}
+
+
+_OPS = {name: (fn, _positions(name, fn)) for name, fn in _FORMULAS.items()}
 
 
 def _formula_args(args, where):

@@ -1,12 +1,12 @@
 """The FLOP comparison: one row per (variant, experts), counted three ways at matched FLOPs."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
+from .. import designs
 from ..config import Reference
-from ..layers import build_layer
 from .analytic import macs_per_token
 from .counters import count_fvcore, count_torch
 from .sizing import match
@@ -27,6 +27,23 @@ class FlopsRequest:
     capacity_factor: float = 1.25
     ffn_mult: int = 1
 
+    def as_dict(self) -> dict:
+        """What `swimbench flops --format json` records and the FLOP gate recounts from: every field."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["ref"] = asdict(self.ref)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FlopsRequest":
+        """The request `as_dict` wrote; fields it lacks (written before they existed) take their defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown request fields: {', '.join(sorted(unknown))}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        kw["ref"] = Reference(**d["ref"])
+        return cls(**kw)
+
 
 _SMALL = 1 << 22
 
@@ -38,7 +55,7 @@ def counting_layer(cfg):
     neither time nor memory; small tensors, which may reuse freed memory, get ordinary values so
     no denormal garbage slows the arithmetic."""
     with torch.device("meta"):
-        layer = build_layer(cfg.with_(routing="balanced"))
+        layer = designs.build_layer(cfg.with_(routing="balanced"))
     layer = layer.to_empty(device="cpu").eval()
     with torch.no_grad():
         for p in layer.parameters():
@@ -51,7 +68,7 @@ def rows(req: FlopsRequest, on_row=None) -> list[dict]:
     """Build, size and count each layer; `on_row(row)` is called as each row completes."""
     out = []
     for variant in req.variants:
-        for E in ((1,) if variant == "dense" else req.experts):
+        for E in (req.experts if designs.get(variant).experts else (1,)):
             k = min(req.top_k, E)
             sized = match(variant, req.ref, E, k, req.match, req.align,
                           capacity_factor=req.capacity_factor, ffn_mult=req.ffn_mult)

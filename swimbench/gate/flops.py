@@ -2,11 +2,8 @@
 GPU: the counts are recounted on the CPU from the request the baseline records."""
 from __future__ import annotations
 
-from ..config import Reference
 from .metrics import FLOP_COLUMNS, Row
 from .statistics import Estimate
-
-REQUEST_FIELDS = ("reference", "experts", "top_k", "variants", "seq", "batch", "match", "align")
 
 
 def check_output(data) -> None:
@@ -23,22 +20,36 @@ def check_output(data) -> None:
 
 
 def request_of(data: dict) -> dict:
-    """The request behind an output of `swimbench flops --format json` (checked with check_output)."""
+    """The request behind an output of `swimbench flops --format json` (checked with check_output), in
+    the form FlopsRequest.as_dict writes. Outputs written before they recorded it whole are read back
+    from their rows and fields, with every field they do record (capacity factor and FFN width too)."""
+    if isinstance(data.get("request"), dict):
+        return dict(data["request"])
     rows = data["rows"]
     experts = list(dict.fromkeys(r["experts"] for r in rows if r["variant"] != "dense")) or [1]
-    return {"reference": dict(data["reference"]), "experts": experts,
-            "top_k": max(r["top_k"] for r in rows),
-            "variants": list(dict.fromkeys(r["variant"] for r in rows)),
-            "seq": data["seq"], "batch": data["batch"], "match": data["matched"], "align": data["align"]}
+    req = {"ref": dict(data["reference"]), "experts": experts, "top_k": max(r["top_k"] for r in rows),
+           "variants": list(dict.fromkeys(r["variant"] for r in rows)), "seq": data["seq"],
+           "batch": data["batch"], "match": data["matched"], "align": data["align"]}
+    req.update({k: data[k] for k in ("capacity_factor", "ffn_mult") if k in data})
+    return req
+
+
+def _request(request: dict):
+    from ..flops.table import FlopsRequest
+    if "reference" in request and "ref" not in request:      # baselines written before as_dict
+        request = {("ref" if k == "reference" else k): v for k, v in request.items()}
+    return FlopsRequest.from_dict(request)
+
+
+def same_request(a: dict, b: dict) -> bool:
+    """Whether two recorded requests ask for the same counts, whichever form each was written in."""
+    return _request(a) == _request(b)
 
 
 def recount(request: dict) -> list[dict]:
     """The rows `swimbench flops` gives for `request` on the current code."""
-    from ..flops.table import FlopsRequest, rows
-    req = FlopsRequest(Reference(**request["reference"]), tuple(request["experts"]), request["top_k"],
-                       tuple(request["variants"]), request["seq"], request["batch"], request["match"],
-                       request["align"])
-    return rows(req)
+    from ..flops.table import rows
+    return rows(_request(request))
 
 
 def flop_rows(rows: list[dict]) -> dict[str, Row]:

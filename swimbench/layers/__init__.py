@@ -1,7 +1,7 @@
-"""The token mixers swimbench compares, all sharing one LayerConfig (definitions: docs/layers.md)."""
+"""The token mixers swimbench compares, all sharing one LayerConfig (definitions: docs/layers.md). Which
+class a variant builds is its design's (swimbench.designs.build_layer)."""
 from __future__ import annotations
 
-from ..config import LayerConfig
 from .base import Cache, TokenMixer
 from .dense import DenseMamba
 from .moe_mamba import MoEMamba
@@ -9,13 +9,4 @@ from .rom import RoutingMamba
 from .separated import Separated
 from .swimba import Swimba
 
-LAYERS = {"dense": DenseMamba, "swimba": Swimba, "separated": Separated, "moe_mamba": MoEMamba,
-          "rom": RoutingMamba}
-
-
-def build_layer(cfg: LayerConfig, device=None, dtype=None):
-    return LAYERS[cfg.variant](cfg, device=device, dtype=dtype)
-
-
-__all__ = ["Cache", "TokenMixer", "DenseMamba", "Swimba", "Separated", "MoEMamba", "RoutingMamba",
-           "LAYERS", "build_layer"]
+__all__ = ["Cache", "TokenMixer", "DenseMamba", "Swimba", "Separated", "MoEMamba", "RoutingMamba"]

@@ -9,27 +9,14 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .. import designs
 from ..config import LayerConfig
 from ..flops.analytic import flops_per_token, params
 from ..flops.sizing import match
 from ..kernels._dispatch import interpreting, load_fused, reference_forced
-from ..layers import build_layer
 from ..sweeps.spec import COMPARATOR, Point, Sweep
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-# (prefill op, decode op) implementations behind each variant's custom ops: module and name of the
-# Triton version in swimbench.kernels, which runs when it exists and the tensors are on CUDA. The
-# variants not listed (MoE-Mamba, RoM) are built on the dense Mamba block and run the dense scan.
-_FUSED = {
-    "dense": ((".selective_scan.fused", "selective_scan_fused"),
-              (".state_update.fused", "selective_state_update_fused")),
-    "swimba": ((".swimba_scan.fused", "swimba_scan_fused"),
-               (".state_update.fused", "swimba_state_update_fused")),
-    "separated": ((".separated_scan.fused", "separated_scan_fused"),
-                  (".state_update.fused", "separated_state_update_fused")),
-}
-
 
 def scan_impl(variant: str, device) -> str:
     """Which implementation the scan ops run here: triton, triton-interpreter or reference."""
@@ -41,7 +28,8 @@ def scan_impl(variant: str, device) -> str:
         if (cuda or interpreting()) and not reference_forced() and load_fused(module, name) is not None:
             return "triton" if cuda else "triton-interpreter"
         return "reference"
-    pre, dec = (one(*m) for m in _FUSED.get(variant, _FUSED["dense"]))
+    # the (prefill, decode) recurrence ops the variant's design declares it calls
+    pre, dec = (one(*m) for m in designs.RECURRENCES[designs.get(variant).recurrence])
     return pre if pre == dec else f"prefill={pre},decode={dec}"
 
 
@@ -167,7 +155,7 @@ def build(point: Point, sweep: Sweep, device, seed: int) -> tuple[Stack, Sizing]
     if point.variant == COMPARATOR:
         layers = [MambaSsmLayer(sizing.cfg, device=device, dtype=dtype) for _ in range(point.layers)]
     else:
-        layers = [build_layer(sizing.cfg, device=device, dtype=dtype) for _ in range(point.layers)]
+        layers = [designs.build_layer(sizing.cfg, device=device, dtype=dtype) for _ in range(point.layers)]
     return Stack(layers).eval(), sizing
 
 

@@ -12,11 +12,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, FuncFormatter, NullLocator, ScalarFormatter
 
+from .. import designs
 from ..sweeps.spec import COMPARATOR
 
-COLORS = {"dense": "black", "swimba": "tab:blue", "separated": "tab:orange", "moe_mamba": "tab:purple",
-          "rom": "tab:brown", COMPARATOR: "tab:green"}
-SPARE_COLORS = ("tab:pink", "tab:olive", "tab:cyan", "tab:red")
+COMPARATOR_COLOR = "tab:green"
+SPARE_COLORS = ("tab:pink", "tab:olive", "tab:cyan", "tab:red")    # variants no longer registered (old runs)
+_SPARE: dict[str, str] = {}
 K_STYLES = {1: ("-", "o"), 2: ("--", "s"), 4: (":", "^")}
 REFERENCES = ("dense", COMPARATOR)            # drawn as horizontal lines against the expert axis
 SLICE = ("seq", "batch", "layers")
@@ -24,14 +25,17 @@ MAX_COLUMNS = 4
 
 
 def color(variant: str) -> str:
-    """A fixed colour per variant, so that every figure of every report agrees."""
-    if variant not in COLORS:
-        COLORS[variant] = SPARE_COLORS[(len(COLORS) - 6) % len(SPARE_COLORS)]
-    return COLORS[variant]
+    """A fixed colour per variant, its design's, so that every figure of every report agrees."""
+    if variant == COMPARATOR:
+        return COMPARATOR_COLOR
+    if variant in designs.names():
+        return designs.get(variant).color
+    return _SPARE.setdefault(variant, SPARE_COLORS[len(_SPARE) % len(SPARE_COLORS)])
 
 
 def label(variant: str, top_k) -> str:
-    return variant if variant in REFERENCES else f"{variant} k={int(top_k)}"
+    name = designs.get(variant).label if variant in designs.names() else variant
+    return name if variant in REFERENCES else f"{name} k={int(top_k)}"
 
 
 def slice_title(seq=None, batch=None, layers=None) -> str:

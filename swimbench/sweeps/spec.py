@@ -2,10 +2,11 @@
 against) and the settings of the measurement, as plain frozen dataclasses that round-trip to JSON."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
-from ..config import ROUTINGS, VARIANTS, Reference
+from .. import designs
+from ..config import ROUTINGS, Reference
 
 DTYPES = ("bf16", "fp16", "fp32")
 TIMING_MODES = ("graph", "eager")    # CUDA-graph replay (GPU only) or eager calls
@@ -29,12 +30,16 @@ class Point:
                 f"/L{self.layers}")
 
     def label(self) -> str:
-        moe = "" if self.variant in ("dense", COMPARATOR) else f" E={self.experts} k={self.top_k}"
+        moe = "" if not _has_experts(self.variant) else f" E={self.experts} k={self.top_k}"
         layers = f" x{self.layers} layers" if self.layers > 1 else ""
         return f"{self.variant}{moe} seq={self.seq} b={self.batch}{layers}"
 
 
 _REF = Reference()
+
+
+def _has_experts(variant: str) -> bool:
+    return variant != COMPARATOR and designs.get(variant).experts
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ class Sweep:
     d_conv: int = _REF.d_conv
     dtype: str = "bf16"
     # the axes
-    variants: tuple[str, ...] = VARIANTS     # any of config.VARIANTS
+    # any registered design (swimbench.designs); by default the built-in ones
+    variants: tuple[str, ...] = field(default_factory=lambda: designs.names(default_only=True))
     experts: tuple[int, ...] = (2, 4, 8, 16)
     top_k: tuple[int, ...] = (1, 2)
     seq: tuple[int, ...] = (2048,)
@@ -75,7 +81,7 @@ class Sweep:
                     if comparator:
                         out.append(Point(COMPARATOR, 1, 1, seq, batch, layers))
                     for v in self.variants:
-                        if v == "dense":
+                        if not _has_experts(v):
                             out.append(Point(v, 1, 1, seq, batch, layers))
                             continue
                         for E in self.experts:
@@ -167,11 +173,16 @@ def _bool():
     return (lambda v: isinstance(v, bool)), "true or false"
 
 
+def _variants():
+    # the allowed text is made when asked: designs may be registered after this module is imported
+    return ((lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(x in designs.names() for x in v)),
+            lambda: "a non-empty list of " + ", ".join(designs.names()))
+
+
 RULES = {
     "d_model": _int(1), "expand": _int(1), "d_state": _int(1, 256), "d_conv": _int(1, 8),
     "dtype": _choice(DTYPES), "align": _int(1),
-    "variants": ((lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(x in VARIANTS for x in v)),
-                 "a non-empty list of " + ", ".join(VARIANTS)),
+    "variants": _variants(),
     "experts": _ints(1), "top_k": _ints(1), "seq": _ints(1), "batch": _ints(1), "layers": _ints(1),
     "match": _bool(), "comparator": _choice(COMPARATOR_MODES), "routing": _choice(ROUTINGS),
     "capacity_factor": _num(0, strict=True), "ffn_mult": _int(1),
@@ -185,4 +196,4 @@ RULES = {
 def problem(field: str, value) -> Optional[str]:
     """None when `value` is acceptable for `field`, else what the field accepts."""
     ok, allowed = RULES[field]
-    return None if ok(value) else allowed
+    return None if ok(value) else (allowed() if callable(allowed) else allowed)

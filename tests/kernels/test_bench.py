@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from swimbench.kernels import bench as kb
+from swimbench.measure import kernel_bench as kb
 
 from ..helpers import REL_TOL
 

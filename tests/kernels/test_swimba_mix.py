@@ -3,6 +3,7 @@ softplus, mix B and C, run the dense scan), with rows read in the dispatch's ord
 import pytest
 import torch
 
+from swimbench.kernels import _ssm
 from swimbench.kernels.selective_scan.naive import selective_scan_naive
 from swimbench.kernels.swimba_mix.fused import swimba_mix_fused
 from swimbench.kernels.swimba_mix.naive import swimba_mix_naive
@@ -50,14 +51,17 @@ def test_mix_without_bias_or_softplus(poisoned):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("b,l,d,n,E,k", [(2, 23, 37, 16, 5, 2), (1, 19, 45, 5, 64, 4)])
-def test_swimba_scan_equals_hand_mixed_dense_scan(poisoned, mode, dtype, b, l, d, n, E, k):
+@pytest.mark.parametrize("b,l,d,n,E,k,chunks", [(2, 23, 37, 16, 5, 2, None), (1, 19, 45, 5, 64, 4, None),
+                                                (1, 45, 70, 16, 5, 2, 4)])
+def test_swimba_scan_equals_hand_mixed_dense_scan(poisoned, mode, dtype, b, l, d, n, E, k, chunks):
     g, idx = torch.softmax(torch.randn(b, l, E), -1).topk(k, -1)
     x = dict(u=torch.randn(b, l, d).to(dtype), dt=(torch.randn(b, l, k, d) * 0.5).to(dtype),
              A=-torch.exp(torch.rand(d, n) * 2), B=torch.randn(b, l, k, n).to(dtype),
              C=torch.randn(b, l, k, n).to(dtype), gates=g / g.sum(-1, keepdim=True), idx=idx, D=torch.randn(d),
              z=torch.randn(b, l, d).to(dtype), delta_bias=torch.randn(E, d) * 0.5)
-    y, h = swimba_scan_fused(**x, delta_softplus=True, return_last_state=True, mode=mode)
+    # chunks: 45 tokens in 4 chunks of 12 (the last one short), d = 70 over blocks of 32 (one partial)
+    with _ssm.tuned(**({} if chunks is None else dict(chunks=chunks, block_d=32))):
+        y, h = swimba_scan_fused(**x, delta_softplus=True, return_last_state=True, mode=mode)
     up = {key: (v.float() if v.is_floating_point() else v) for key, v in x.items()}
     hand = mix_streams(up["dt"], up["B"], up["C"], up["gates"], up["idx"], up["delta_bias"], True)
     mixed = hand

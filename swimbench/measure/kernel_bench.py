@@ -20,22 +20,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from swimbench import mamba_ref
+from .. import mamba_ref
+from ..designs import bench_kernels
 
-from . import _ssm
-from .selective_scan import selective_scan
-from .selective_scan.naive import selective_scan_naive
-from .separated_scan import separated_scan
-from .separated_scan.naive import separated_scan_naive
-from .state_update import separated_state_update, selective_state_update, swimba_state_update
-from .state_update.naive import (separated_state_update_naive, selective_state_update_naive,
+from ..kernels import _ssm
+from ..kernels.selective_scan import selective_scan
+from ..kernels.selective_scan.naive import selective_scan_naive
+from ..kernels.separated_scan import separated_scan
+from ..kernels.separated_scan.naive import separated_scan_naive
+from ..kernels.state_update import separated_state_update, selective_state_update, swimba_state_update
+from ..kernels.state_update.naive import (separated_state_update_naive, selective_state_update_naive,
                                  swimba_state_update_naive)
-from .swimba_scan import swimba_scan
-from .swimba_scan.naive import mix_streams, swimba_scan_naive
+from ..kernels.swimba_scan import swimba_scan
+from ..kernels.swimba_scan.naive import mix_streams, swimba_scan_naive
 
-SCANS = ("dense", "swimba", "separated")
-STEPS = ("dense-step", "swimba-step", "separated-step")
-KERNELS = SCANS + STEPS
+KERNELS = bench_kernels()              # each recurrence the designs run (swimbench.designs), scan and step
+SCANS = tuple(k for k in KERNELS if not k.endswith("-step"))
+STEPS = tuple(k for k in KERNELS if k.endswith("-step"))
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -284,7 +285,7 @@ def check(case: Case, device, with_mamba: bool = True, seed: Optional[int] = Non
 def copy_bandwidth(device, nbytes: int = 1 << 30) -> float:
     """Bytes per second of a large device-to-device copy, counting bytes read and written; measured
     where the latency run measures it (swimbench.measure.ceilings)."""
-    from swimbench.measure.ceilings import copy_gbps
+    from .ceilings import copy_gbps
     return copy_gbps(device, nbytes) * 1e9
 
 
@@ -331,7 +332,7 @@ def time_ms(case: Case, x: dict, fn: Callable, rep_ms: int = 100) -> float:
 def _row(case: Case, impl: str, ms: float, nbytes: int, copy_bw: float, plan: str = "") -> dict:
     """flops: 2 x the op's multiply-adds (kernels/flops.py; the inputs always carry D and z), one
     token per state update."""
-    from .flops import selective_scan_macs, separated_scan_macs, swimba_scan_macs
+    from ..kernels.flops import selective_scan_macs, separated_scan_macs, swimba_scan_macs
     updates = case.batch * case.length
     u, d, n = (updates, case.d_inner), case.d_inner, case.d_state
     macs = {"dense": lambda: selective_scan_macs(u, (d, n), True, True),
