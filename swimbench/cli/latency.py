@@ -21,21 +21,17 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import designs
-from ..sweeps.spec import COMPARATOR, DTYPES, MeasureSettings, Sweep, problem
+from ..sweeps.spec import COMPARATOR, DTYPES, OPTIONS, SETTINGS, MeasureSettings, Sweep, problem
 from . import app
 from .errors import UsageError, bad, split_ints, split_strs
 
-# option name (the function parameter) -> the field of Sweep or MeasureSettings it sets
-FIELDS = {
-    "variants": "variants", "experts": "experts", "top_k": "top_k", "seq": "seq", "batch": "batch",
-    "layers": "layers", "d_model": "d_model", "expand": "expand", "d_state": "d_state",
-    "d_conv": "d_conv", "dtype": "dtype", "match": "match", "mamba_ssm": "comparator",
-    "budget": "budget_s", "min_reps": "min_reps", "warmup": "warmup_reps", "flush_l2": "flush_l2",
-    "prefill": "prefill", "decode": "decode", "energy": "energy", "energy_window": "energy_window_s",
-    "power_interval": "power_interval_ms", "seed": "seed", "routing": "routing",
-    "capacity_factor": "capacity_factor", "ffn_mult": "ffn_mult",
-}
-LISTS = ("variants", "experts", "top_k", "seq", "batch", "layers")
+# option name (the function parameter) -> the field of Sweep or MeasureSettings it sets: the settings'
+# own declarations (swimbench.sweeps.spec); options that set no field are the command's own (OWN)
+FIELDS = OPTIONS
+_TYPES = {f.name: f.type for f in SETTINGS}
+LISTS = tuple(o for o, f in FIELDS.items() if _TYPES[f].startswith("tuple"))
+FLOATS = tuple(o for o, f in FIELDS.items() if _TYPES[f] == "float")
+OWN = ("ctx", "profile", "device", "out", "name", "resume")
 # Flags that only mean something on a CUDA GPU, with the value that asks for the GPU feature.
 GPU_ONLY = {"flush_l2": True, "prefill": "graph", "decode": "graph", "mamba_ssm": True, "energy": True,
             "power_interval": None}
@@ -81,7 +77,7 @@ def _overrides(ctx: typer.Context) -> dict[str, tuple[str, object]]:
             value = tuple(split_strs(value) if name == "variants" else split_ints(flag, value))
         elif name == "mamba_ssm":
             value = "on" if value else "off"
-        elif name in ("budget", "energy_window", "power_interval", "capacity_factor"):
+        elif name in FLOATS:
             value = float(value)
         field = FIELDS[name]
         allowed = problem(field, value)

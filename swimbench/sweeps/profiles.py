@@ -14,7 +14,7 @@ sections or keys, and values a field does not accept, are errors that name the f
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -23,15 +23,9 @@ try:
 except ModuleNotFoundError:                       # Python 3.10
     import tomli as tomllib                       # type: ignore[no-redef]
 
-from .spec import MeasureSettings, Sweep, problem
+from .spec import SECTIONS, MeasureSettings, Sweep, problem
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
-SECTIONS = {
-    "model": ("d_model", "expand", "d_state", "d_conv", "dtype", "capacity_factor", "ffn_mult"),
-    "sweep": ("variants", "experts", "top_k", "seq", "batch", "layers", "match", "align", "comparator",
-              "routing"),
-    "measure": tuple(f.name for f in fields(MeasureSettings)),
-}
 
 
 class ProfileError(ValueError):

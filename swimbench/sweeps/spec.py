@@ -2,7 +2,7 @@
 against) and the settings of the measurement, as plain frozen dataclasses that round-trip to JSON."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Optional
 
 from .. import designs
@@ -35,6 +35,48 @@ class Point:
         return f"{self.variant}{moe} seq={self.seq} b={self.batch}{layers}"
 
 
+# --- what each field accepts: one table for flags and profiles alike ------------------------------
+def _int(lo: int, hi: Optional[int] = None):
+    def ok(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
+    return ok, (f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}")
+
+
+def _ints(lo: int):
+    ok1, _ = _int(lo)
+    return (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(ok1(x) for x in v),
+            f"a non-empty list of integers >= {lo}")
+
+
+def _num(lo: float, strict: bool = False):
+    def ok(v):
+        return (isinstance(v, (int, float)) and not isinstance(v, bool)
+                and (v > lo if strict else v >= lo))
+    return ok, f"a number {'>' if strict else '>='} {lo:g}"
+
+
+def _choice(allowed):
+    return (lambda v: v in allowed), "one of " + ", ".join(allowed)
+
+
+def _bool():
+    return (lambda v: isinstance(v, bool)), "true or false"
+
+def _variants():
+    # the allowed text is made when asked: designs may be registered after this module is imported
+    return ((lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(x in designs.names() for x in v)),
+            lambda: "a non-empty list of " + ", ".join(designs.names()))
+
+
+def setting(default=MISSING, *, rule, section: str, option: Optional[str] = None, factory=MISSING):
+    """A setting, declared once: its default, what it accepts (`rule`: a check and the text naming what is
+    allowed), the section of a TOML profile that holds it, and the `swimbench latency` option that sets it
+    (the option's parameter name; None: profiles only). Profiles, flags, run metadata and --resume all
+    read these declarations."""
+    return field(default=default, default_factory=factory,
+                 metadata={"rule": rule, "section": section, "option": option})
+
+
 _REF = Reference()
 
 
@@ -45,25 +87,29 @@ def _has_experts(variant: str) -> bool:
 @dataclass(frozen=True)
 class Sweep:
     # the dense reference every variant is FLOP-matched to (flat: these are the profile's [model] keys)
-    d_model: int = _REF.d_model
-    expand: int = _REF.expand
-    d_state: int = _REF.d_state
-    d_conv: int = _REF.d_conv
-    dtype: str = "bf16"
-    # the axes
-    # any registered design (swimbench.designs); by default the built-in ones
-    variants: tuple[str, ...] = field(default_factory=lambda: designs.names(default_only=True))
-    experts: tuple[int, ...] = (2, 4, 8, 16)
-    top_k: tuple[int, ...] = (1, 2)
-    seq: tuple[int, ...] = (2048,)
-    batch: tuple[int, ...] = (1,)
-    layers: tuple[int, ...] = (1,)
-    match: bool = True             # FLOP-match every variant to dense (prefill); False: expand*d_model
-    align: int = 8
-    comparator: str = "auto"       # mamba-ssm's Mamba as a comparator row: auto, on, off
-    routing: str = "balanced"      # how routed variants choose experts (docs/layers.md)
-    capacity_factor: float = 1.25  # MoE-Mamba's Switch FFN capacity
-    ffn_mult: int = 1              # MoE-Mamba's expert FFN width, in units of d_inner
+    d_model: int = setting(_REF.d_model, rule=_int(1), section="model", option="d_model")
+    expand: int = setting(_REF.expand, rule=_int(1), section="model", option="expand")
+    d_state: int = setting(_REF.d_state, rule=_int(1, 256), section="model", option="d_state")
+    d_conv: int = setting(_REF.d_conv, rule=_int(1, 8), section="model", option="d_conv")
+    dtype: str = setting("bf16", rule=_choice(DTYPES), section="model", option="dtype")
+    # the axes; variants: any registered design (swimbench.designs), by default the built-in ones
+    variants: tuple[str, ...] = setting(rule=_variants(), section="sweep", option="variants",
+                                        factory=lambda: designs.names(default_only=True))
+    experts: tuple[int, ...] = setting((2, 4, 8, 16), rule=_ints(1), section="sweep", option="experts")
+    top_k: tuple[int, ...] = setting((1, 2), rule=_ints(1), section="sweep", option="top_k")
+    seq: tuple[int, ...] = setting((2048,), rule=_ints(1), section="sweep", option="seq")
+    batch: tuple[int, ...] = setting((1,), rule=_ints(1), section="sweep", option="batch")
+    layers: tuple[int, ...] = setting((1,), rule=_ints(1), section="sweep", option="layers")
+    # FLOP-match every variant to dense (prefill); False: expand * d_model for all
+    match: bool = setting(True, rule=_bool(), section="sweep", option="match")
+    align: int = setting(8, rule=_int(1), section="sweep")
+    # mamba-ssm's Mamba as a comparator row: auto, on, off
+    comparator: str = setting("auto", rule=_choice(COMPARATOR_MODES), section="sweep", option="mamba_ssm")
+    # how routed variants choose experts (docs/layers.md)
+    routing: str = setting("balanced", rule=_choice(ROUTINGS), section="sweep", option="routing")
+    # MoE-Mamba's Switch FFN capacity and expert width (in units of d_inner)
+    capacity_factor: float = setting(1.25, rule=_num(0, strict=True), section="model", option="capacity_factor")
+    ffn_mult: int = setting(1, rule=_int(1), section="model", option="ffn_mult")
 
     def __post_init__(self):
         for f in ("variants", "experts", "top_k", "seq", "batch", "layers"):   # a repeat is one row
@@ -107,18 +153,21 @@ STORED_BEFORE = {"prefill": "eager"}   # settings added since, as runs stored be
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    budget_s: float = 1.0          # timed repetitions per measurement (prefill; decode likewise)
-    min_reps: int = 10
-    warmup_reps: int = 2
-    warmup_s: float = 0.25
-    flush_l2: bool = False         # GPU only
-    prefill: str = "graph"         # graph (GPU only) or eager
-    decode: str = "graph"          # graph (GPU only) or eager
-    decode_sample_s: float = 1e-3  # decode calls grouped so one sample lasts at least this
-    energy: bool = True            # GPU with NVML only; elsewhere the columns stay empty
-    energy_window_s: float = 1.0
-    power_interval_ms: float = 20.0
-    seed: int = 0
+    # timed repetitions per measurement (prefill; decode likewise)
+    budget_s: float = setting(1.0, rule=_num(0, strict=True), section="measure", option="budget")
+    min_reps: int = setting(10, rule=_int(1), section="measure", option="min_reps")
+    warmup_reps: int = setting(2, rule=_int(1), section="measure", option="warmup")
+    warmup_s: float = setting(0.25, rule=_num(0), section="measure")
+    flush_l2: bool = setting(False, rule=_bool(), section="measure", option="flush_l2")          # GPU only
+    prefill: str = setting("graph", rule=_choice(TIMING_MODES), section="measure", option="prefill")   # graph: GPU
+    decode: str = setting("graph", rule=_choice(TIMING_MODES), section="measure", option="decode")
+    # decode calls grouped so one sample lasts at least this
+    decode_sample_s: float = setting(1e-3, rule=_num(0), section="measure")
+    # GPU with NVML only; elsewhere the columns stay empty
+    energy: bool = setting(True, rule=_bool(), section="measure", option="energy")
+    energy_window_s: float = setting(1.0, rule=_num(1.0), section="measure", option="energy_window")
+    power_interval_ms: float = setting(20.0, rule=_num(1.0), section="measure", option="power_interval")
+    seed: int = setting(0, rule=_int(0), section="measure", option="seed")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -145,52 +194,11 @@ def _tuples(cls, d: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
-# --- what each field accepts: one table for flags and profiles alike ------------------------------
-def _int(lo: int, hi: Optional[int] = None):
-    def ok(v):
-        return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
-    return ok, (f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}")
-
-
-def _ints(lo: int):
-    ok1, _ = _int(lo)
-    return (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(ok1(x) for x in v),
-            f"a non-empty list of integers >= {lo}")
-
-
-def _num(lo: float, strict: bool = False):
-    def ok(v):
-        return (isinstance(v, (int, float)) and not isinstance(v, bool)
-                and (v > lo if strict else v >= lo))
-    return ok, f"a number {'>' if strict else '>='} {lo:g}"
-
-
-def _choice(allowed):
-    return (lambda v: v in allowed), "one of " + ", ".join(allowed)
-
-
-def _bool():
-    return (lambda v: isinstance(v, bool)), "true or false"
-
-
-def _variants():
-    # the allowed text is made when asked: designs may be registered after this module is imported
-    return ((lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(x in designs.names() for x in v)),
-            lambda: "a non-empty list of " + ", ".join(designs.names()))
-
-
-RULES = {
-    "d_model": _int(1), "expand": _int(1), "d_state": _int(1, 256), "d_conv": _int(1, 8),
-    "dtype": _choice(DTYPES), "align": _int(1),
-    "variants": _variants(),
-    "experts": _ints(1), "top_k": _ints(1), "seq": _ints(1), "batch": _ints(1), "layers": _ints(1),
-    "match": _bool(), "comparator": _choice(COMPARATOR_MODES), "routing": _choice(ROUTINGS),
-    "capacity_factor": _num(0, strict=True), "ffn_mult": _int(1),
-    "budget_s": _num(0, strict=True), "min_reps": _int(1), "warmup_reps": _int(1), "warmup_s": _num(0),
-    "flush_l2": _bool(), "prefill": _choice(TIMING_MODES), "decode": _choice(TIMING_MODES),
-    "decode_sample_s": _num(0),
-    "energy": _bool(), "energy_window_s": _num(1.0), "power_interval_ms": _num(1.0), "seed": _int(0),
-}
+SETTINGS = (*fields(Sweep), *fields(MeasureSettings))     # every setting, each declared once above
+RULES = {f.name: f.metadata["rule"] for f in SETTINGS}
+SECTIONS = {sec: tuple(f.name for f in SETTINGS if f.metadata["section"] == sec) for sec in ("model", "sweep",
+                                                                                            "measure")}
+OPTIONS = {f.metadata["option"]: f.name for f in SETTINGS if f.metadata["option"]}   # latency option -> field
 
 
 def problem(field: str, value) -> Optional[str]:
