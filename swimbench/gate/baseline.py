@@ -23,9 +23,9 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ..results import atomic_write_text
+from ..stats import Estimate
 from . import flops as flop_gate
 from .metrics import BY_NAME, GATED, Row, plain, run_rows, with_ratios, with_scaled
-from .statistics import Estimate
 
 SCHEMA = 1
 SAMPLES_KEPT = 256

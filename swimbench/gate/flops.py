@@ -3,8 +3,8 @@ GPU: the counts are recounted on the CPU from the request the baseline records."
 from __future__ import annotations
 
 from ..config import Reference
+from ..stats import Estimate
 from .metrics import FLOP_COLUMNS, Row
-from .statistics import Estimate
 
 REQUEST_FIELDS = ("reference", "experts", "top_k", "variants", "seq", "batch", "match", "align")
 

@@ -10,8 +10,8 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ..results import COLUMNS_BEFORE
+from ..stats import Estimate
 from ..sweeps.spec import COMPARATOR
-from .statistics import Estimate
 
 KINDS = ("timed", "ratio", "deterministic", "exact", "single")
 

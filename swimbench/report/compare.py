@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..gate.metrics import COMPARED, DECODE, PREFILL, differences, run_rows
-from ..gate.statistics import evidence
+from ..stats import evidence
 
 ALPHA = 0.05
 CHARTED = (PREFILL, DECODE)
