@@ -12,7 +12,7 @@ from swimbench.flops.sizing import match
 from swimbench.gate.baseline import REPO_BASELINES, load
 from swimbench.gate.compare import compare
 from swimbench.gate.metrics import GATED, run_rows
-from swimbench.report.runs import load_run
+from swimbench.results.reader import load_run
 
 from .test_report_synthetic import SWEEP, cli, lognormal, make_run, rng_for
 

@@ -18,7 +18,7 @@ CHARTED = (PREFILL, DECODE)
 
 
 def comparison(a, b, alpha: float = ALPHA) -> pd.DataFrame:
-    """One row per (configuration, metric) measured in both runs (`runs.Run`)."""
+    """One row per (configuration, metric) measured in both runs (`swimbench.results.reader.Run`)."""
     ra, rb = run_rows(a, COMPARED), run_rows(b, COMPARED)
     recs = []
     for m in COMPARED:
