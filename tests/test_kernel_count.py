@@ -9,8 +9,8 @@ import torch
 
 from swimbench.measure import kernel_count, point
 from swimbench.measure.point import PointMeasurer
-from swimbench.report.runs import load_run
 from swimbench.results import COLUMNS, RunDir
+from swimbench.results.reader import load_run
 from swimbench.sweeps.spec import MeasureSettings, Sweep
 
 from .test_report_synthetic import rng_for

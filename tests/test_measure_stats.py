@@ -1,54 +1,12 @@
-"""The statistics and the timing engine of `swimbench latency`, on the CPU."""
+"""The timing engine and the power sampler of `swimbench latency`, on the CPU (the statistics:
+tests/test_stats.py)."""
 import time
 
 import numpy as np
 import pytest
 
 from swimbench.measure.energy import PowerSample, PowerSampler, integrate
-from swimbench.measure.stats import bootstrap_median_ci, summarize
 from swimbench.measure.timing import TimingOptions, time_fn
-
-
-@pytest.mark.parametrize("dist", ["normal", "lognormal", "bimodal", "integers"])
-@pytest.mark.parametrize("n", [2, 7, 50, 1001])
-def test_summary_orders_and_interval_contains_median(dist, n):
-    rng = np.random.default_rng(n)
-    x = {"normal": rng.normal(5, 1, n), "lognormal": rng.lognormal(0, 1, n),
-         "bimodal": np.concatenate([rng.normal(1, 0.1, n // 2), rng.normal(3, 0.1, n - n // 2)]),
-         "integers": rng.integers(0, 4, n).astype(float)}[dist]
-    s = summarize(x)
-    assert s.n == n
-    assert s.p10 <= s.median <= s.p90
-    assert s.ci_lo <= s.median <= s.ci_hi
-    assert x.min() <= s.ci_lo and s.ci_hi <= x.max()
-    assert s.median == pytest.approx(np.median(x))
-    assert (s.p10, s.p90) == pytest.approx(tuple(np.percentile(x, [10, 90])))
-
-
-def test_interval_is_deterministic_and_narrows_with_more_samples():
-    rng = np.random.default_rng(1)
-    small, large = rng.lognormal(0, 0.3, 20), rng.lognormal(0, 0.3, 2000)
-    assert bootstrap_median_ci(small, seed=3) == bootstrap_median_ci(small, seed=3)
-    w_small = np.subtract(*bootstrap_median_ci(small)[::-1])
-    w_large = np.subtract(*bootstrap_median_ci(large)[::-1])
-    assert 0 < w_large < w_small / 3          # ~ 1 / sqrt(n): 10x more samples, ~3.2x narrower
-
-
-def test_interval_covers_the_true_median_about_95_percent_of_the_time():
-    rng = np.random.default_rng(7)
-    trials, hits = 300, 0
-    for i in range(trials):
-        lo, hi = bootstrap_median_ci(rng.lognormal(0.0, 0.5, 51), resamples=800, seed=i)
-        hits += lo <= 1.0 <= hi                 # the median of lognormal(0, s) is exp(0) = 1
-    assert 0.88 <= hits / trials <= 0.995
-
-
-def test_interval_edge_cases():
-    assert bootstrap_median_ci([4.2]) == (4.2, 4.2)
-    with pytest.raises(ValueError):
-        bootstrap_median_ci([])
-    with pytest.raises(ValueError):
-        bootstrap_median_ci([1.0, 2.0], confidence=1.0)
 
 
 def test_warmup_keeps_a_slow_first_call_out_and_budget_sets_the_count():

@@ -10,7 +10,7 @@ from swimbench.report.ceilings import resolve
 from swimbench.report.compare import comparison
 from swimbench.report import plotting
 from swimbench.report.figures import FIGURES, achieved_vs_ceilings, decode_vs_batch, x_floor
-from swimbench.report.runs import load_run
+from swimbench.results.reader import load_run
 from swimbench.sweeps.spec import Sweep
 
 from .test_report_synthetic import H100, SWEEP, cli, lognormal, make_run, rng_for

@@ -17,10 +17,10 @@ from swimbench.measure.ceilings import DeviceCeilings, floor_columns
 from swimbench.measure.energy import PowerSample
 from swimbench.measure.env import capture
 from swimbench.measure.point import identity
-from swimbench.measure.stats import summarize
 from swimbench.measure.workload import size
-from swimbench.report.runs import load_run
 from swimbench.results import RunDir
+from swimbench.results.reader import load_run
+from swimbench.stats import summarize
 from swimbench.sweeps.runner import failure_row
 from swimbench.sweeps.spec import COMPARATOR, MeasureSettings, Point, Sweep
 

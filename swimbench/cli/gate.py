@@ -65,7 +65,7 @@ def _results(path: Optional[Path]):
     if path is None:
         return None, None
     from ..gate.flops import check_output
-    from ..report.runs import RunError, load_run
+    from ..results.reader import RunError, load_run
     if path.is_dir():
         try:
             return "run", load_run(path)

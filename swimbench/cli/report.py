@@ -33,7 +33,7 @@ def report(
         if v is not None and not v > 0:
             raise bad(flag, v, "a number > 0")
     from ..report.render import load_runs, render
-    from ..report.runs import RunError
+    from ..results.reader import RunError
     try:
         loaded = load_runs(runs)
     except RunError as e:

@@ -22,10 +22,10 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ..results import atomic_write_text
+from ..results import atomic_write_text, schema
+from ..stats import Estimate
 from . import flops as flop_gate
 from .metrics import BY_NAME, GATED, Row, plain, run_rows, with_ratios, with_scaled
-from .statistics import Estimate
 
 SCHEMA = 1
 SAMPLES_KEPT = 256
@@ -70,7 +70,7 @@ def load(path: Path) -> Baseline:
                             request=flop_gate.request_of(doc))
         if not isinstance(doc, dict) or doc.get("swimbench_baseline") != SCHEMA:
             raise ValueError(f"no \"swimbench_baseline\": {SCHEMA} field")
-        rows = {k: _row(k, r) for k, r in doc["rows"].items()}
+        rows = {k: _row(k, r, doc["kind"] == "latency") for k, r in doc["rows"].items()}
         if doc["kind"] == "latency":
             rows = with_ratios(with_scaled(rows, GATED), GATED)
             return Baseline(path, "latency", rows, doc["device"], doc.get("gpu"), source=doc.get("source"))
@@ -82,13 +82,16 @@ def load(path: Path) -> Baseline:
         raise BaselineError(f"baseline {path} is not a swimbench baseline: {what}") from None
 
 
-def _row(key: str, r: dict) -> Row:
+def _row(key: str, r: dict, latency: bool) -> Row:
     values = {}
     for name, m in r["metrics"].items():
         samples = m.get("samples")
         values[name] = Estimate(float(m["value"]), m.get("ci_lo"), m.get("ci_hi"),
                                 None if samples is None else np.asarray(samples, dtype=float))
-    return Row(key, dict(r["identity"]), r["status"], values)
+    identity = dict(r["identity"])
+    if latency:             # as results columns' types: baselines before them wrote "True" for True
+        identity = {k: schema.column(k).value(v) if k in schema.BY_NAME else v for k, v in identity.items()}
+    return Row(key, identity, r["status"], values)
 
 
 def _row_doc(row: Row, rng: np.random.Generator) -> dict:
@@ -108,7 +111,7 @@ def _row_doc(row: Row, rng: np.random.Generator) -> dict:
 
 
 def latency_doc(run, skipped: Iterable[str] = ()) -> dict:
-    """A baseline of every configuration of a run (`swimbench.report.runs.Run`), without the metrics
+    """A baseline of every configuration of a run (`swimbench.results.reader.Run`), without the metrics
     named in `skipped`."""
     rng = np.random.default_rng(0)
     skipped = sorted(skipped)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
+from ..stats import Estimate, evidence
 from .metrics import Metric, Row, differences
-from .statistics import Estimate, evidence
 
 STATUS = Metric("status", "status", "exact")       # verdicts about a whole configuration
 FAILING = ("regressed", "changed", "failed")

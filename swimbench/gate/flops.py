@@ -2,8 +2,8 @@
 GPU: the counts are recounted on the CPU from the request the baseline records."""
 from __future__ import annotations
 
+from ..stats import Estimate
 from .metrics import FLOP_COLUMNS, Row
-from .statistics import Estimate
 
 
 def check_output(data) -> None:

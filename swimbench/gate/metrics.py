@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
+import pandas as pd
 
-from ..results import COLUMNS_BEFORE
+from ..results import schema
+from ..stats import Estimate
 from ..sweeps.spec import COMPARATOR
-from .statistics import Estimate
 
 KINDS = ("timed", "ratio", "deterministic", "exact", "single")
 
@@ -84,13 +85,14 @@ class Row:
     values: dict                      # metric name -> Estimate
 
     def config(self) -> dict:
-        return {k: self.identity.get(k) if self.identity.get(k) is not None else COLUMNS_BEFORE.get(k)
-                for k in CONFIG if k in self.identity or k in COLUMNS_BEFORE}
+        """How the row was set up; a field the row lacks is what rows written before it did."""
+        return {k: self.identity.get(k) if self.identity.get(k) is not None else schema.default(k)
+                for k in CONFIG if k in self.identity or schema.default(k) is not None}
 
 
 def plain(v):
     """A JSON-friendly scalar: NaN and empty cells become None, integral floats int."""
-    if v is None or (isinstance(v, str) and v == ""):
+    if v is None or v is pd.NA or (isinstance(v, str) and v == ""):
         return None
     if isinstance(v, np.generic):
         v = v.item()
@@ -103,7 +105,7 @@ def plain(v):
 
 
 def run_rows(run, metrics: Iterable[Metric]) -> dict[str, Row]:
-    """The rows of a `swimbench.report.runs.Run` with the metrics it has, ratios to dense included."""
+    """The rows of a `swimbench.results.reader.Run` with the metrics it has, ratios to dense included."""
     metrics = tuple(metrics)
     rows = {}
     for rec in run.rows.to_dict("records"):
@@ -116,7 +118,9 @@ def run_rows(run, metrics: Iterable[Metric]) -> dict[str, Row]:
                 continue
             lo = hi = samples = None
             if m.kind == "timed" and m.scales is None:
-                lo, hi = plain(rec.get(f"{m.column}_ci_lo")), plain(rec.get(f"{m.column}_ci_hi"))
+                ci = schema.interval(m.column)
+                if ci is not None:
+                    lo, hi = plain(rec.get(ci.lo)), plain(rec.get(ci.hi))
                 if raw.get(m.samples):
                     samples = np.asarray(raw[m.samples], dtype=float)
             values[m.name] = Estimate(float(v), lo, hi, samples)

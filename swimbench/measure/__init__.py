@@ -1,6 +1,6 @@
-"""The measurement engine of `swimbench latency`, kept apart from the layers and from reporting.
+"""The measurement engine of `swimbench latency`, kept apart from the layers and from reporting
+(a row's statistics: swimbench.stats).
 
-- `stats`:    median, p10, p90 and a bootstrap confidence interval of a set of samples;
 - `timing`:   CUDA-event (or, on the CPU, perf_counter) timing with warm-up, a time budget and a
               minimum count, and the optional L2 flush;
 - `graphs`:   CUDA-graph capture of a decode step;

@@ -8,12 +8,12 @@ from typing import Callable, Optional
 
 import torch
 
+from ..stats import summarize
 from ..sweeps.spec import MeasureSettings, Point, Sweep
 from . import workload
 from .ceilings import DeviceCeilings, floor_columns
 from .energy import COUNTER, POWER_USAGE, Nvml, NvmlUnavailable, PowerSampler, measure_energy
 from .graphs import capture
-from .stats import summarize
 from .timing import TimingOptions, is_cuda, launch_ms, time_fn
 
 MIB = 2 ** 20

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..measure.ceilings import PHASES, DeviceCeilings, floor_columns
+from ..results import schema
 
 NOT_MEASURED = "not measured by this run (give --peak-tflops and --peak-gbps)"
 
@@ -69,6 +70,7 @@ def with_floors(rows: pd.DataFrame, ceilings: Ceilings) -> pd.DataFrame:
                 for r in rows.to_dict("records")]
         out[names] = pd.DataFrame(cols, index=rows.index, columns=names)
         at = pd.to_numeric(out[f"{phase}_floor_{unit}"], errors="coerce")
-        for end in ("lo", "hi"):
-            out[f"{phase}_x_floor_{end}"] = out.get(f"{median}_ci_{end}", np.nan) / at
+        ci = schema.interval(median)
+        for end, column in (("lo", ci.lo), ("hi", ci.hi)):
+            out[f"{phase}_x_floor_{end}"] = out.get(column, np.nan) / at
     return out

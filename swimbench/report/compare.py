@@ -11,14 +11,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..gate.metrics import COMPARED, DECODE, PREFILL, differences, run_rows
-from ..gate.statistics import evidence
+from ..stats import evidence
 
 ALPHA = 0.05
 CHARTED = (PREFILL, DECODE)
 
 
 def comparison(a, b, alpha: float = ALPHA) -> pd.DataFrame:
-    """One row per (configuration, metric) measured in both runs (`runs.Run`)."""
+    """One row per (configuration, metric) measured in both runs (`swimbench.results.reader.Run`)."""
     ra, rb = run_rows(a, COMPARED), run_rows(b, COMPARED)
     recs = []
     for m in COMPARED:

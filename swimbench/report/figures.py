@@ -1,7 +1,8 @@
 """The figures of a run, each with the table of what it draws, or the reason it was skipped.
 
-Every builder takes a `runs.Run` (and the ceilings) and returns a `Drawn`; none fails on missing data:
-a figure whose data the run lacks (energy on a CPU, a batch sweep of one value) is skipped with why.
+Every builder takes a `swimbench.results.reader.Run` (and the ceilings) and returns a `Drawn`; none
+fails on missing data: a figure whose data the run lacks (energy on a CPU, a batch sweep of one value)
+is skipped with why.
 """
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ from typing import Callable, Optional
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..results import schema
 from ..sweeps.spec import COMPARATOR
 from . import plotting as P
 from .ceilings import NOT_MEASURED, Ceiling, Ceilings, with_floors
 
 MOE_EXCLUDED = ("dense", COMPARATOR)
+PREFILL_CI, DECODE_CI = schema.interval("prefill_ms"), schema.interval("decode_us")
+
+
+def _with_ci(ci: schema.Interval) -> tuple:
+    """A panel's column and its interval's columns."""
+    return ci.of, ci.lo, ci.hi
 
 
 @dataclass
@@ -89,15 +97,15 @@ def _vs_experts(run, name: str, title: str, panels: list[tuple], caption: str, t
 def prefill_vs_experts(run, ceilings: Ceilings) -> Drawn:
     ok = run.ok.copy()
     tokens = ok["seq"] * ok["batch"]
-    ok["tps_lo"], ok["tps_hi"] = tokens / ok["prefill_ms_ci_hi"] * 1e3, tokens / ok["prefill_ms_ci_lo"] * 1e3
+    ok["tps_lo"], ok["tps_hi"] = tokens / ok[PREFILL_CI.hi] * 1e3, tokens / ok[PREFILL_CI.lo] * 1e3
     return _vs_experts(run, "prefill_vs_experts", "Prefill: latency and throughput vs number of experts",
-                       [("prefill_ms", "prefill_ms_ci_lo", "prefill_ms_ci_hi", "prefill latency (ms)", 1, None),
+                       [(*_with_ci(PREFILL_CI), "prefill latency (ms)", 1, None),
                         ("prefill_tokens_per_s", "tps_lo", "tps_hi", "throughput (tokens/s)", 1, "tok/s")],
                        "One forward over (batch, seq); median with its 95% bootstrap interval (error bars; "
                        "band on the reference lines). All variants FLOP-matched to dense. "
                        + _mode_caption(ok, "prefill"),
-                       {"mode": "prefill_mode", "median ms": "prefill_ms", "CI lo ms": "prefill_ms_ci_lo",
-                        "CI hi ms": "prefill_ms_ci_hi", "samples": "prefill_samples",
+                       {"mode": "prefill_mode", "median ms": "prefill_ms", "CI lo ms": PREFILL_CI.lo,
+                        "CI hi ms": PREFILL_CI.hi, "samples": "prefill_samples",
                         "launch ms": lambda d: d.get("prefill_launch_ms"),
                         "tokens/s": "prefill_tokens_per_s"}, rows=ok)
 
@@ -106,13 +114,12 @@ def decode_vs_experts(run, ceilings: Ceilings) -> Drawn:
     ok = run.ok[run.ok["decode_us"].notna()]
     ok = ok.sort_values("seq").drop_duplicates(["variant", "experts", "top_k", "batch", "layers"])
     return _vs_experts(run, "decode_vs_experts", "Decode: latency per token step vs number of experts",
-                       [("decode_us", "decode_us_ci_lo", "decode_us_ci_hi", "decode latency (µs per step)", 1,
-                         None)],
+                       [(*_with_ci(DECODE_CI), "decode latency (µs per step)", 1, None)],
                        "One decode step (one new token per sequence) with its cache; median and 95% "
                        "interval. Decode does not depend on the prefill length: rows of the shortest seq are "
                        "shown. " + _mode_caption(ok, "decode"),
-                       {"mode": "decode_mode", "median µs": "decode_us", "CI lo µs": "decode_us_ci_lo",
-                        "CI hi µs": "decode_us_ci_hi", "tokens/s": "decode_tokens_per_s"},
+                       {"mode": "decode_mode", "median µs": "decode_us", "CI lo µs": DECODE_CI.lo,
+                        "CI hi µs": DECODE_CI.hi, "tokens/s": "decode_tokens_per_s"},
                        by=("batch", "layers"), rows=ok)
 
 
@@ -167,8 +174,7 @@ def decode_vs_batch(run, ceilings: Ceilings) -> Drawn:
         if ok["decode_floor_us"].isna().all():
             floors, floor = None, "No floors drawn: no row has counted bytes or FLOPs."
     return _vs_axis(run, "decode_vs_batch", "Decode vs batch", "batch", "batch (sequences)",
-                    [("decode_us", "decode_us_ci_lo", "decode_us_ci_hi", "decode latency (µs per step)",
-                      None),
+                    [(*_with_ci(DECODE_CI), "decode latency (µs per step)", None),
                      ("decode_tokens_per_s", None, None, "decode throughput (tokens/s)", "tok/s")],
                     ("seq", "layers"), "Latency of one decode step and the tokens per second it gives "
                     "at each batch; median and 95% interval. " + _mode_caption(run.ok, "decode") + " " + floor,

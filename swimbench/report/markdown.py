@@ -10,8 +10,8 @@ import pandas as pd
 
 def cell(v) -> str:
     """A number with four significant digits (thousands separated, no exponent above 1e5), a whole
-    number as such, NaN as empty."""
-    if v is None or (isinstance(v, Real) and not isinstance(v, Integral) and math.isnan(v)):
+    number as such, NaN and missing values as empty."""
+    if v is None or v is pd.NA or (isinstance(v, Real) and not isinstance(v, Integral) and math.isnan(v)):
         return ""
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"

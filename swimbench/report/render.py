@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..results.reader import Run, load_run
 from . import compare, plotting
 from .ceilings import resolve
 from .figures import FIGURES
-from .runs import Run, load_run
 from .summary import markdown
 
 

@@ -15,85 +15,50 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
+from . import schema
 from .atomic import append_line, atomic_write_text
 
-
-def _count(rate: str, median: str, scale: float):
-    """A call's count from its achieved rate and median (the rate was the count over the median)."""
-    return lambda rows: (rows[rate] * rows[median] * scale).round()
-
-
-# What measured rows written before a column existed did, for the columns added since: a value, or
-# a function of the numeric frame (swimbench.report.runs.numeric) giving each row's. Prefill was
-# eager; the bytes and FLOPs of a call were counted as now, and kept only as the achieved rates.
-# Rows before the floor columns had no ceilings, and rows before the kernel counts were not profiled:
-# those columns stay empty (no entry), as they are on the CPU.
-COLUMNS_BEFORE = {
-    "prefill_mode": "eager",
-    "prefill_bytes": _count("prefill_gbps", "prefill_ms", 1e6),       # GB/s x ms
-    "prefill_flops": _count("prefill_tflops", "prefill_ms", 1e9),     # TFLOP/s x ms
-    "decode_bytes": _count("decode_gbps", "decode_us", 1e3),          # GB/s x us
-    "decode_flops": _count("decode_tflops", "decode_us", 1e6),        # TFLOP/s x us
-}
 DONE = ("ok", "oom")        # rows --resume does not measure again ("error" rows are retried)
-
-COLUMNS = [
-    # identity and status
-    "key", "status", "error", "device", "variant", "experts", "top_k", "seq", "batch", "layers",
-    # the layer as built
-    "d_model", "d_inner", "d_state", "d_conv", "dtype", "matched", "routing", "flops_per_token",
-    "flops_mismatch_pct", "params_total", "params_active", "scan_impl",
-    # prefill: one forward over (batch, seq)
-    "prefill_mode", "prefill_ms", "prefill_ms_p10", "prefill_ms_p90", "prefill_ms_ci_lo",
-    "prefill_ms_ci_hi", "prefill_samples", "prefill_launch_ms", "prefill_first_call_ms",
-    "prefill_tokens_per_s", "prefill_tflops", "prefill_gbps",
-    # ... its counted work (bytes: the fewest it must move; FLOPs: analytic) and the floor they put
-    # under its time at the device's measured ceilings (swimbench.measure.ceilings)
-    "prefill_bytes", "prefill_flops", "prefill_floor_ms", "prefill_x_floor", "prefill_floor_bound",
-    # ... the CUDA kernels one eager call runs (swimbench.measure.kernel_count; empty on the CPU)
-    "prefill_kernels", "prefill_peak_mib",
-    # decode: one token's step with its cache
-    "decode_mode", "decode_us", "decode_us_p10", "decode_us_p90", "decode_us_ci_lo", "decode_us_ci_hi",
-    "decode_samples", "decode_calls_per_sample", "decode_tokens_per_s", "decode_tflops",
-    "decode_gbps", "decode_bytes", "decode_flops", "decode_floor_us", "decode_x_floor",
-    "decode_floor_bound", "decode_kernels", "decode_peak_mib",
-    # energy
-    "energy_source", "prefill_j_per_token", "prefill_mean_w", "prefill_energy_window_s",
-    "decode_j_per_token", "decode_mean_w", "decode_energy_window_s",
-    "trace_source", "prefill_j_per_token_trace", "decode_j_per_token_trace",
-    # context
-    "sm_clock_mhz", "timing_clock", "attempt", "measured_at", "wall_s",
-]
 
 
 class Results:
-    """The rows of results.csv, in sweep order, written whole and atomically on every change."""
+    """The rows of results.csv, in sweep order, written whole and atomically on every change. Rows read
+    back from the file stay text and are rewritten exactly as they were (--resume keeps them); rows
+    put since are written by their columns' types (swimbench.results.schema)."""
 
     def __init__(self, path: Path, order: Optional[Iterable[str]] = None):
         self.path = Path(path)
         self.order = {k: i for i, k in enumerate(order or [])}
         self.rows: dict[str, dict] = {}
+        self.kept: set[str] = set()                 # keys whose row is still the file's text
         if self.path.exists():
-            # Read back as text, so that rows kept by --resume are rewritten exactly as they were.
             for row in pd.read_csv(self.path, dtype=str, keep_default_na=False).to_dict("records"):
                 self.rows[row["key"]] = row
+                self.kept.add(row["key"])
 
     def done_keys(self) -> set[str]:
         return {k for k, r in self.rows.items() if r.get("status") in DONE}
 
     def put(self, row: dict) -> None:
         self.rows[row["key"]] = row
+        self.kept.discard(row["key"])
         self.write()
 
+    def cells(self) -> pd.DataFrame:
+        """The table as results.csv holds it: text, the schema's columns first, in sweep order."""
+        keys = sorted(self.rows, key=lambda k: self.order.get(k, len(self.order)))
+        extra = [c for k in keys for c in self.rows[k] if c not in schema.BY_NAME]
+        cols = schema.COLUMNS + list(dict.fromkeys(extra))
+        recs = [{c: self.rows[k].get(c, "") if k in self.kept else schema.text(c, self.rows[k].get(c))
+                 for c in cols} for k in keys]
+        return pd.DataFrame(recs, columns=cols, dtype=object)
+
     def frame(self) -> pd.DataFrame:
-        rows = sorted(self.rows.values(), key=lambda r: (self.order.get(r["key"], len(self.order)),))
-        extra = [c for r in rows for c in r if c not in COLUMNS]
-        cols = COLUMNS + list(dict.fromkeys(extra))
-        # convert_dtypes: integer columns with empty cells (an oom row) stay integers, not 16.0
-        return pd.DataFrame(rows, columns=cols).convert_dtypes()
+        """The rows as the schema's types."""
+        return schema.typed(self.cells())
 
     def write(self) -> None:
-        atomic_write_text(self.path, self.frame().to_csv(index=False))
+        atomic_write_text(self.path, self.cells().to_csv(index=False))
 
 
 class RunDir:

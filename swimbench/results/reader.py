@@ -1,6 +1,7 @@
-"""A run directory of `swimbench latency` read for reporting and gating: the results as numbers, the
-raw samples, the power trace and the environment. Everything goes through swimbench.results.RunDir,
-so a change of the run-directory format lands there and not here."""
+"""A run directory of `swimbench latency` read back, for `swimbench report` and `swimbench gate`: the
+results as the schema's types (swimbench.results.schema: no type is guessed from the cells), with what
+rows written before a column did filled in; the raw samples, the power trace, the environment; and
+the configurations of metadata.json's points that have no row (an interrupted run's)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ from typing import Optional
 
 import pandas as pd
 
-from ..results import COLUMNS_BEFORE, RunDir
+from . import schema
+from .rundir import RunDir
 
 
 class RunError(ValueError):
@@ -22,9 +24,11 @@ class Run:
     name: str                   # the directory's name, made unique among the runs of one report
     path: Path
     meta: dict
-    rows: pd.DataFrame          # results.csv, numeric columns as numbers, in sweep order
+    rows: pd.DataFrame          # results.csv as the schema's types, in sweep order
     samples: dict[str, dict]    # row key -> raw samples ("prefill_ms": [...], "decode_us": [...])
     rundir: RunDir = field(repr=False)
+    missing: tuple[str, ...] = ()       # points of metadata.json without a row in results.csv
+    unplanned: tuple[str, ...] = ()     # rows whose key is not among the points
 
     @property
     def env(self) -> dict:
@@ -66,36 +70,20 @@ def load_run(path: Path, name: Optional[str] = None) -> Run:
     try:
         rundir = RunDir.existing(path)
         meta = rundir.read_metadata()
-        rows = numeric(rundir.results(order=meta.get("points")).frame())
-        rows = with_columns_before(rows)
+        points = list(meta.get("points") or [])
+        rows = read_rows(rundir, points)
         samples = rundir.read_samples()
     except FileNotFoundError as e:
         raise RunError(str(e)) from None
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise RunError(f"{path} is not a readable run directory ({type(e).__name__}: {e})") from None
-    return Run(name or path.name, path, meta, rows, samples, rundir)
+    keys = set(rows["key"])
+    missing = tuple(k for k in points if k not in keys)
+    unplanned = tuple(k for k in rows["key"] if k not in set(points))
+    return Run(name or path.name, path, meta, rows, samples, rundir, missing, unplanned)
 
 
-def with_columns_before(rows: pd.DataFrame) -> pd.DataFrame:
-    """Measured rows written before a column existed get what they did then (COLUMNS_BEFORE)."""
-    for column, value in COLUMNS_BEFORE.items():
-        have = rows.get(column, pd.Series(index=rows.index, dtype=object))
-        fill = (have.isna() | (have.astype(object) == "")) & (rows["status"] == "ok")
-        if callable(value):                     # derived from the row's other columns: numbers
-            rows[column] = pd.to_numeric(have, errors="coerce").where(~fill, value(rows))
-        else:
-            rows[column] = have.astype(object).where(~fill, value)
-    return rows
-
-
-def numeric(df: pd.DataFrame) -> pd.DataFrame:
-    """results.csv is read back as text; a column whose every non-empty value is a number becomes
-    numeric (empty cells NaN), the others stay text."""
-    out = df.copy()
-    for c in df.columns:
-        text = df[c].astype(str)
-        filled = text != ""
-        values = pd.to_numeric(text.where(filled), errors="coerce")
-        if values.notna().sum() == filled.sum():
-            out[c] = values
-    return out
+def read_rows(rundir: RunDir, order=None) -> pd.DataFrame:
+    """results.csv as the schema's types, in the order of `order` (keys), measured rows written before
+    a column existed given what they did then."""
+    return schema.with_before(rundir.results(order=order).frame())
