@@ -10,7 +10,7 @@ import scipy.stats
 from swimbench.stats import (EXACT_MAX_SAMPLES, MIN_SAMPLES, Estimate, bootstrap_median_ci, evidence,
                              rank_test, summarize, u_distribution, u_statistic)
 
-from .test_report_synthetic import rng_for
+from .synthetic import rng_for
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 

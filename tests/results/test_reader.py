@@ -10,7 +10,7 @@ import pytest
 from swimbench.results import Results, RunDir, schema
 from swimbench.results.reader import RunError, load_run
 
-from ..test_report_synthetic import rng_for
+from ..synthetic import rng_for
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 H100_OLD = REPORTS / "h100-2026-11-23-default"        # no prefill_mode, launch, bytes, floors or kernels

@@ -16,7 +16,7 @@ from swimbench.results.reader import load_run
 from swimbench.sweeps.runner import failure_row
 from swimbench.sweeps.spec import MeasureSettings, Sweep
 
-from ..test_report_synthetic import rng_for
+from ..synthetic import rng_for
 
 ROOT = Path(__file__).resolve().parents[2]
 H200 = ROOT / "reports" / "h200-2026-12-01-final"

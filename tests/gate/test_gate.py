@@ -14,7 +14,7 @@ from swimbench.gate.compare import compare
 from swimbench.gate.metrics import GATED, run_rows
 from swimbench.results.reader import load_run
 
-from .test_report_synthetic import SWEEP, cli, lognormal, make_run, rng_for
+from ..synthetic import SWEEP, cli, lognormal, make_run, rng_for
 
 SWIMBA_TIMES = {"prefill_ms", "decode_us", "prefill_ms/dense", "decode_us/dense", "prefill_x_floor",
                 "decode_x_floor"}

@@ -16,7 +16,7 @@ from swimbench.designs import build_layer
 from swimbench.layers import DenseMamba
 from swimbench.layers.router import Router
 
-from .helpers import rel_err
+from ..helpers import rel_err
 
 # Sizes that are not powers of two: D, Di, N, K, E, k.
 SMALL = dict(d_model=24, d_inner=40, d_state=5, d_conv=3)

@@ -17,7 +17,7 @@ from swimbench.measure.point import PointMeasurer
 from swimbench.report.ceilings import resolve
 from swimbench.sweeps.spec import MeasureSettings, Sweep
 
-from .test_report_synthetic import rng_for
+from ..synthetic import rng_for
 
 
 def drawn_ceilings(rng) -> DeviceCeilings:

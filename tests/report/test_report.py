@@ -13,10 +13,10 @@ from swimbench.report.figures import FIGURES, achieved_vs_ceilings, decode_vs_ba
 from swimbench.results.reader import load_run
 from swimbench.sweeps.spec import Sweep
 
-from .test_report_synthetic import H100, SWEEP, cli, lognormal, make_run, rng_for
+from ..synthetic import H100, SWEEP, cli, lognormal, make_run, rng_for
 
 NAMES = [f.__name__ for f in FIGURES]
-COMMITTED = Path(__file__).resolve().parents[1] / "reports" / "h100-2026-11-23-batch-seq"
+COMMITTED = Path(__file__).resolve().parents[2] / "reports" / "h100-2026-11-23-batch-seq"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -4,7 +4,7 @@ from swimbench.cli.latency import summary_table
 from swimbench.results import RunDir
 from swimbench.sweeps.spec import Sweep
 
-from .test_report_synthetic import lognormal, make_run, rng_for
+from ..synthetic import lognormal, make_run, rng_for
 
 SWEEP = Sweep(d_model=128, variants=("dense", "swimba", "separated"), experts=(2, 4), top_k=(1,), seq=(512,),
               batch=(1,))

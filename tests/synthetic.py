@@ -5,7 +5,6 @@ runner."""
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from typing import Callable, Optional
 
@@ -19,7 +18,6 @@ from swimbench.measure.env import capture
 from swimbench.measure.point import identity
 from swimbench.measure.workload import size
 from swimbench.results import RunDir
-from swimbench.results.reader import load_run
 from swimbench.stats import summarize
 from swimbench.sweeps.runner import failure_row
 from swimbench.sweeps.spec import COMPARATOR, MeasureSettings, Point, Sweep
@@ -151,19 +149,3 @@ def make_run(parent, draw: Draw, *, rng: np.random.Generator, gpu: Optional[str]
         run.append_samples(p.key, 1, {k: v.tolist() for k, v in samples.items()})
         results.put(row)
     return run
-
-
-def test_synthetic_run_reads_back(tmp_path):
-    rng = rng_for("reads_back")
-    drawn = {}
-    made = make_run(tmp_path, lognormal(rng), rng=rng, drawn=drawn)
-    run = load_run(made.path)
-    assert len(run.rows) == len(SWEEP.points()) and (run.rows["status"] == "ok").all()
-    assert run.gpu == H100 and run.device == "cuda"
-    # Numbers come back as numbers, the medians are those of the recorded samples.
-    for key, phase in drawn:
-        row = run.rows.set_index("key").loc[key]
-        assert row[phase] == np.median(drawn[key, phase])
-        assert np.allclose(run.samples[key][phase], drawn[key, phase])
-    assert run.power() is not None and set(run.power()["label"]) > {"idle"}
-    assert os.path.isdir(made.path)

@@ -13,7 +13,7 @@ from swimbench.results import COLUMNS, RunDir
 from swimbench.results.reader import load_run
 from swimbench.sweeps.spec import MeasureSettings, Sweep
 
-from .test_report_synthetic import rng_for
+from ..synthetic import rng_for
 
 KERNEL_COLUMNS = ("prefill_kernels", "decode_kernels")
 SWEEP = Sweep(d_model=16, d_state=4, variants=("dense", "swimba"), experts=(2,), top_k=(1,), seq=(8,), batch=(2,),
