@@ -110,7 +110,7 @@ def test_rank_test_agrees_with_scipy(case):
     method = "exact" if small and not ties else "asymptotic"
     for _ in range(40):
         n1 = int(rng.integers(MIN_SAMPLES, EXACT_MAX_SAMPLES + 1)) if small else int(rng.integers(20, 400))
-        n2 = int(rng.integers(MIN_SAMPLES, 300))
+        n2 = int(rng.integers(MIN_SAMPLES if small else EXACT_MAX_SAMPLES + 1, 300))   # "large": both sides
         if rng.random() < 0.5:
             n1, n2 = n2, n1
         base, now = _samples(rng, n1, n2, ties)
