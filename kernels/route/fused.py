@@ -16,23 +16,22 @@ _GOLDEN = tl.constexpr(GOLDEN)
 
 
 @triton.jit
-def _decide(acc, o_t, m_t, o_e, m_e, p_g, p_i, E, DT: tl.constexpr, TOPK: tl.constexpr, MODE: tl.constexpr,
-            EP: tl.constexpr):
-    # the logits as a Linear layer returns them, in x's dtype, then the softmax in fp32
-    logit = acc.to(DT).to(tl.float32)
-    logit = tl.where(m_e[None, :], logit, float("-inf"))
-    p = tl.exp(logit - tl.max(logit, 1)[:, None])
-    p = p / tl.sum(p, 1)[:, None]
-    total = tl.zeros_like(tl.max(p, 1))
+def _choose(p, o_t, m_t, o_e, m_e, p_g, p_i, E, total, STORE: tl.constexpr, TOPK: tl.constexpr,
+            MODE: tl.constexpr, EP: tl.constexpr):
+    """The k choices of each token, in order, and the sum of their weights. With STORE, writes the ids
+    and the weights over `total`. Run twice (sum first, then store): the gates stay in registers, not
+    read back from memory another thread wrote."""
+    acc = tl.zeros_like(tl.max(p, 1))
     if MODE == 0:
         left = tl.where(m_e[None, :], p, -1.0)
         for j in tl.static_range(TOPK):
             best = tl.max(left, 1)
             # lowest id among ties
             pick = tl.min(tl.where(left == best[:, None], o_e[None, :], EP), 1)
-            tl.store(p_i + o_t * TOPK + j, pick.to(tl.int64), mask=m_t)
-            tl.store(p_g + o_t * TOPK + j, best, mask=m_t)
-            total += best
+            if STORE:
+                tl.store(p_i + o_t * TOPK + j, pick.to(tl.int64), mask=m_t)
+                tl.store(p_g + o_t * TOPK + j, best / total, mask=m_t)
+            acc += best
             left = tl.where(o_e[None, :] == pick[:, None], -1.0, left)
     else:
         if MODE == 1:
@@ -44,12 +43,23 @@ def _decide(acc, o_t, m_t, o_e, m_e, p_g, p_i, E, DT: tl.constexpr, TOPK: tl.con
         for j in tl.static_range(TOPK):
             pick = (first + j) % E
             g = tl.sum(tl.where(o_e[None, :] == pick[:, None], p, 0.0), 1)
-            tl.store(p_i + o_t * TOPK + j, pick.to(tl.int64), mask=m_t)
-            tl.store(p_g + o_t * TOPK + j, g, mask=m_t)
-            total += g
-    for j in tl.static_range(TOPK):
-        g = tl.load(p_g + o_t * TOPK + j, mask=m_t, other=1.0)
-        tl.store(p_g + o_t * TOPK + j, g / total, mask=m_t)
+            if STORE:
+                tl.store(p_i + o_t * TOPK + j, pick.to(tl.int64), mask=m_t)
+                tl.store(p_g + o_t * TOPK + j, g / total, mask=m_t)
+            acc += g
+    return acc
+
+
+@triton.jit
+def _decide(acc, o_t, m_t, o_e, m_e, p_g, p_i, E, DT: tl.constexpr, TOPK: tl.constexpr, MODE: tl.constexpr,
+            EP: tl.constexpr):
+    # the logits as a Linear layer returns them, in x's dtype, then the softmax in fp32
+    logit = acc.to(DT).to(tl.float32)
+    logit = tl.where(m_e[None, :], logit, float("-inf"))
+    p = tl.exp(logit - tl.max(logit, 1)[:, None])
+    p = p / tl.sum(p, 1)[:, None]
+    total = _choose(p, o_t, m_t, o_e, m_e, p_g, p_i, E, tl.zeros_like(tl.max(p, 1)), False, TOPK, MODE, EP)
+    _choose(p, o_t, m_t, o_e, m_e, p_g, p_i, E, total, True, TOPK, MODE, EP)
 
 
 @triton.jit
