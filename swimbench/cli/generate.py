@@ -23,7 +23,7 @@ from ..models.presets import PRESETS
 from ..sweeps.spec import COMPARATOR, COMPARATOR_MODES, DTYPES, GenerateSweep, MeasureSettings
 from . import app
 from .errors import UsageError, bad, one_of, positive, split_ints, split_strs
-from .latency import EXIT_ERRORS, EXIT_INTERRUPTED, _comparator, _device, _gpu_name, _iso
+from .latency import EXIT_ERRORS, EXIT_INTERRUPTED, _device, _gpu_name, _iso
 
 # Without a GPU, what runs in minutes on a CPU: the tiny model, short prompts, a few tokens.
 CPU_DEFAULTS = {"preset": "tiny", "prompt": (24,), "new_tokens": 6, "batch": (1, 3), "experts": (3,),
@@ -141,7 +141,7 @@ def generate(
         dims = dims_of(sweep)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    with_comparator, why = _comparator(sweep.comparator, cuda, "--mamba-ssm" if mode == "on" else None)
+    with_comparator, why = _comparators(sweep.comparator, cuda, mode == "on")
     notes = [why] if why else []
     if not cuda:
         notes.append("decode steps run eagerly on the CPU (CUDA graphs need a GPU): per-token times include "
@@ -150,6 +150,24 @@ def generate(
     code = _run(ctx, dev, sweep, settings, points, run, out, name or f"generate-{dims.name}", notes)
     if code:
         raise typer.Exit(code)
+
+
+def _comparators(mode: str, cuda: bool, asked: bool) -> tuple[bool, Optional[str]]:
+    """Whether mamba-ssm's MambaLMHeadModel rows run, and a note. Without its CUDA extension they run on its
+    reference scan and say so in scan_impl; without a GPU or without mamba-ssm they cannot run."""
+    if mode == "off":
+        return False, None
+    from .. import mamba_ref
+    why = ("its generate needs a CUDA GPU" if not cuda else
+           "mamba-ssm is not importable" if mamba_ref.mamba_ssm() is None else None)
+    if why is not None:
+        if asked:
+            raise UsageError(f"--mamba-ssm: the mamba-ssm rows cannot run here: {why}")
+        return False, f"mamba-ssm comparator rows skipped: {why}"
+    if not mamba_ref.has_cuda_scan():
+        return True, ("mamba-ssm's CUDA extension is missing: its rows run its reference scan (scan_impl says "
+                      "so) and their time to first token is not mamba-ssm's")
+    return True, None
 
 
 def was_other_device(meta: dict, dev) -> bool:

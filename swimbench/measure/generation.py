@@ -246,8 +246,9 @@ class GenerationMeasurer:
             pos = torch.full((b, 1), point.seq, dtype=torch.long, device=self.device)
             ids = torch.zeros(b, 1, dtype=torch.long, device=self.device)
 
-            def step():
-                captured(ids, pos, point.seq)
+            def step():                                 # its graph's buffers are inference tensors
+                with torch.inference_mode():
+                    captured(ids, pos, point.seq)
         impl = "mamba_ssm generate(cg=True)" + ("" if native else
                                                  ": reference scan, CUDA extension missing")
         return timed, step, {"prefill_mode": "eager", "decode_mode": "graph", "scan_impl": impl}
