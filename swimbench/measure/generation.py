@@ -144,7 +144,7 @@ class GenerationMeasurer:
         prompt = torch.randint(0, cfg.vocab_size, (point.batch, point.seq), device=dev, generator=gen)
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(dev)
-        self._label(f"{point.key}/generate")
+        self._label(f"{point.variant}/{point.key}/generate")         # the trace reads the variant first
         if point.variant == COMPARATOR:
             timed, step, extra = self._mamba_ssm(point, cfg, prompt)
         else:
@@ -160,7 +160,7 @@ class GenerationMeasurer:
                     "e2e_tokens_per_s": point.batch * point.new_tokens / (float(np.median(timed.total_ms)) / 1e3),
                     "timing_clock": "cuda_events" if self.cuda else "perf_counter"})
         if step is not None:
-            self._label(f"{point.key}/generate-energy")
+            self._label(f"{point.variant}/{point.key}/generate-energy")
             row.update(self._energy(step, point.batch, tok.median))
         row["gen_peak_mib"] = torch.cuda.max_memory_allocated(dev) / MIB if self.cuda else None
         if self.nvml is not None:
