@@ -65,8 +65,8 @@ def _check(sweep: GenerateSweep, gave_model: bool) -> None:
 def generate(
     ctx: typer.Context,
     preset: Optional[str] = typer.Option(None, "--preset", "-m", help="Model size: " + ", ".join(PRESETS)
-                                         + ", or none with --d-model and --layers [default: 1.4b on a GPU, "
-                                         "tiny without one]."),
+                                         + ", or none with --d-model and --layers (default: 1.4b on a GPU, "
+                                         "tiny without one)."),
     d_model: Optional[int] = typer.Option(None, help="Model width (replaces the preset's)."),
     layers: Optional[int] = typer.Option(None, "--layers", "-L", help="Blocks (replaces the preset's)."),
     vocab_size: Optional[int] = typer.Option(None, help="Vocabulary (replaces the preset's; padded to 8)."),
@@ -80,8 +80,8 @@ def generate(
     batch: Optional[List[str]] = typer.Option(None, "--batch", "-b", help="Batch sizes, e.g. 1,16."),
     dtype: Optional[str] = typer.Option(None, help="Weights and activations: " + ", ".join(DTYPES) + "."),
     mamba_ssm: Optional[bool] = typer.Option(None, "--mamba-ssm/--no-mamba-ssm",
-                                             help="mamba-ssm's MambaLMHeadModel rows (GPU) [default: when it "
-                                                  "can run]."),
+                                             help="mamba-ssm's MambaLMHeadModel rows (GPU; default: when "
+                                                  "they can run)."),
     budget: float = typer.Option(1.0, help="Seconds of timed generations per row (at least one)."),
     min_reps: int = typer.Option(3, help="At least this many timed generations, budget permitting."),
     warmup: int = typer.Option(1, help="Untimed generations first."),
@@ -90,7 +90,7 @@ def generate(
     seed: int = typer.Option(0, help="Seed of the weights and prompts."),
     device: str = typer.Option("auto", help="auto, cuda, cuda:N or cpu."),
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Parent of the run directory."),
-    name: Optional[str] = typer.Option(None, help="Run directory suffix [default: generate-PRESET]."),
+    name: Optional[str] = typer.Option(None, help="Run directory suffix (default: generate-PRESET)."),
     resume: Optional[Path] = typer.Option(None, help="Measure only the rows missing from RUN_DIR."),
 ):
     """Whole-model prefill and generation of every design: TTFT, per-token latency, tokens/s, J/token."""
@@ -146,6 +146,10 @@ def generate(
     if not cuda:
         notes.append("decode steps run eagerly on the CPU (CUDA graphs need a GPU): per-token times include "
                      "Python's launches")
+        if dims.d_model * dims.n_layer * max(sweep.prompt) > 2 ** 21:
+            notes.append(f"the CPU runs the reference scans, a Python loop over time: a {dims.name} model "
+                         f"(d_model {dims.d_model}, {dims.n_layer} layers) with prompt {max(sweep.prompt)} "
+                         f"will take long (the tiny preset runs in seconds)")
     points = sweep.points(dims.name, dims.n_layer, comparator=with_comparator)
     code = _run(ctx, dev, sweep, settings, points, run, out, name or f"generate-{dims.name}", notes)
     if code:
