@@ -25,6 +25,10 @@ from swimbench.sweeps.spec import GenerateSweep, MeasureSettings
 
 def check() -> int:
     failed = 0
+    # fp32 means fp32 on both sides: no TF32 in cuBLAS or in cuDNN's convolutions (mamba-ssm's conv is
+    # nn.Conv1d where the causal-conv1d package is absent)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     p = presets.get("130m")
     print(f"mamba-ssm {mamba_ref.version()}, CUDA scan extension: {mamba_ref.has_cuda_scan()}; "
           f"model {p.name}: d_model {p.d_model}, {p.n_layer} layers")

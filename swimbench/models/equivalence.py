@@ -22,9 +22,10 @@ from .lm import LanguageModel, ModelConfig
 from .presets import padded_vocab
 
 # max |logits ours - theirs| over max |logits theirs|, at every step, per dtype: fp32 differs only by the
-# order of operations; bf16 and fp16 by where each implementation rounds (its kernels keep different
-# intermediates in fp32).
-TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 1e-2}
+# order of operations (seen on the CPU: 3e-7); bf16 and fp16 by where each implementation rounds (seen in
+# bf16 on the CPU's reference paths: 2e-2 at 3 blocks, 4e-2 at 12, a few of bf16's steps of 1/128 at the
+# largest logits, and growing with depth).
+TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 1e-1, torch.float16: 2e-2}
 
 
 @dataclass
