@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 from .. import designs
 from ..config import Reference
+from ..models.presets import PRESETS
 from . import app
 from .errors import bad, in_range, one_of, positive, split_ints, split_strs
 
@@ -78,14 +79,24 @@ def flops(
     ffn_mult: int = typer.Option(1, help="MoE-Mamba: expert FFN width d_ff = ffn_mult * d_inner."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the result to FILE."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="A whole language model instead of one layer: "
+                                             + ", ".join(PRESETS) + " (its d_model; analytic counts)."),
 ):
-    """FLOPs per token of each design, FLOP-matched to the dense Mamba layer."""
+    """FLOPs per token of each design, FLOP-matched to the dense Mamba layer (or a whole model, --model)."""
     from ..flops.table import FlopsRequest, rows   # heavy imports only once the input is valid
 
     experts = split_ints("--experts", experts)
     variants = split_strs(variants)
+    if model is not None:
+        one_of("--model", [model], tuple(PRESETS))
+        d_model = PRESETS[model].d_model
     _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
            capacity_factor, ffn_mult)
+    if model is not None:
+        _model_table(model, expand, d_state, d_conv, experts, top_k, variants, align, capacity_factor, ffn_mult,
+                     fmt, out)
+        return
     ref = Reference(d_model, expand, d_state, d_conv)
     req = FlopsRequest(ref, tuple(experts), top_k, tuple(variants), seq, batch, match, align,
                        capacity_factor, ffn_mult)
@@ -133,3 +144,54 @@ def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:
                       f"{r['flops_torch'] / 1e6:,.3f}", f"{r['mismatch_pct']:+.2f}%")
     Console().print(table)
     return None
+
+
+MODEL_COLUMNS = ["variant", "experts", "top_k", "d_inner", "params_total", "params_active", "flops_per_token",
+                 "mismatch_pct"]
+
+
+def _model_table(preset, expand, d_state, d_conv, experts, top_k, variants, align, capacity_factor, ffn_mult,
+                 fmt, out) -> None:
+    """`flops --model`: the whole model of each design, every block FLOP-matched to dense's."""
+    from ..flops.model import ModelDims, size_model
+    dims = ModelDims.of(preset)
+    result = []
+    for variant in variants:
+        for E in (experts if designs.get(variant).experts else (1,)):
+            k = min(top_k, E)
+            try:
+                m = size_model(dims, variant, E, k, expand, d_state, d_conv, align, routing="balanced",
+                               capacity_factor=capacity_factor, ffn_mult=ffn_mult)
+            except ValueError as e:
+                raise bad("--top-k", top_k, f"a value the variants can match ({e})") from None
+            result.append({"variant": variant, "experts": E, "top_k": k, "d_inner": m.config.mixer.d_inner,
+                           "params_total": m.params_total, "params_active": m.params_active,
+                           "flops_per_token": m.flops_per_token, "mismatch_pct": m.mismatch_pct,
+                           "mixer_flops_per_token": m.mixer_flops_per_token,
+                           "head_flops_per_token": m.head_flops_per_token})
+    head = {"model": preset, "d_model": dims.d_model, "n_layer": dims.n_layer, "vocab_size": dims.padded_vocab,
+            "matched": "prefill", "convention": CONVENTION + " The model: n_layer mixers and the tied LM head "
+            "(d_model x vocab multiply-adds per token); the embedding lookup and the norms are not counted."}
+    if fmt == "table":
+        table = Table(title=f"Whole model {preset}: D={dims.d_model}, {dims.n_layer} layers, vocab "
+                            f"{dims.padded_vocab:,}; GFLOPs per token, every block FLOP-matched to dense",
+                      caption=head["convention"], box=box.SIMPLE_HEAD, pad_edge=False)
+        for c, h in (("variant", "variant"), ("experts", "E"), ("top_k", "k"), ("d_inner", "Di"),
+                     ("params_total", "params"), ("params_active", "active"), ("flops_per_token", "GFLOP/tok"),
+                     ("mismatch_pct", "vs dense")):
+            table.add_column(h, justify="left" if c == "variant" else "right")
+        for r in result:
+            table.add_row(r["variant"], str(r["experts"]), str(r["top_k"]), str(r["d_inner"]),
+                          f"{r['params_total'] / 1e6:,.1f}M", f"{r['params_active'] / 1e6:,.1f}M",
+                          f"{r['flops_per_token'] / 1e9:,.4f}", f"{r['mismatch_pct']:+.2f}%")
+        Console().print(table)
+        text = None
+    elif fmt == "csv":
+        text = pd.DataFrame(result)[MODEL_COLUMNS].to_csv(index=False)
+    else:
+        text = json.dumps({**head, "rows": result}, indent=2) + "\n"
+    if text is not None:
+        sys.stdout.write(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text if text is not None else pd.DataFrame(result)[MODEL_COLUMNS].to_csv(index=False))

@@ -59,9 +59,16 @@ LATENCY_EXACT = (Metric("flops_per_token", "FLOPs/token", "exact", column="flops
 ENERGY = (Metric("prefill_j_per_token", "prefill (J/token)", "single", column="prefill_j_per_token"),
           Metric("decode_j_per_token", "decode (J/token)", "single", column="decode_j_per_token"))
 
-# What `swimbench gate` checks on a latency run, and what `swimbench report` compares between runs.
-GATED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *X_FLOOR, *MEMORY, *LATENCY_EXACT)
-COMPARED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *ENERGY, *MEMORY)
+# A generate run's (whole models): time to first token, per-token latency, its ratio to dense, memory.
+TTFT, TOKEN = _timed("ttft_ms", "time to first token (ms)", 1.10), _timed("token_ms", "per token (ms)", 1.10)
+GENERATE = (TTFT, TOKEN, _ratio("token_ms", 1.10),
+            Metric("gen_peak_mib", "generate peak (MiB)", "deterministic", 1.10, column="gen_peak_mib"))
+GEN_ENERGY = (Metric("gen_j_per_token", "generate (J/token)", "single", column="gen_j_per_token"),)
+
+# What `swimbench gate` checks on a latency or generate run, and what `swimbench report` compares
+# between runs (a run has the columns of one of the two; the other's metrics are absent from its rows).
+GATED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *X_FLOOR, *MEMORY, *LATENCY_EXACT, *GENERATE)
+COMPARED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *ENERGY, *MEMORY, *GENERATE, *GEN_ENERGY)
 # What the FLOP gate checks, exactly: the columns of `swimbench flops`.
 FLOP_COLUMNS = ("d_inner", "params_total", "params_active", "flops_analytic", "flops_fvcore", "flops_torch")
 FLOPS = tuple(Metric(c, c, "exact", column=c) for c in FLOP_COLUMNS)

@@ -205,3 +205,77 @@ def problem(field: str, value) -> Optional[str]:
     """None when `value` is acceptable for `field`, else what the field accepts."""
     ok, allowed = RULES[field]
     return None if ok(value) else (allowed() if callable(allowed) else allowed)
+
+
+# --- `swimbench generate`: whole models generating text (docs/generate.md) -----------------------------
+@dataclass(frozen=True)
+class GenPoint:
+    """One generation configuration: one row of a generate run. `seq` is the prompt's length and `layers`
+    the model's blocks, so that the columns a row shares with latency rows mean the same."""
+    variant: str
+    experts: int
+    top_k: int
+    seq: int
+    batch: int
+    layers: int
+    new_tokens: int
+    model: str              # the preset (or "custom")
+
+    @property
+    def key(self) -> str:
+        return (f"gen/{self.model}/{self.variant}/E{self.experts}/k{self.top_k}/prompt{self.seq}"
+                f"/new{self.new_tokens}/b{self.batch}")
+
+    def label(self) -> str:
+        moe = "" if not _has_experts(self.variant) else f" E={self.experts} k={self.top_k}"
+        return f"{self.model} {self.variant}{moe} prompt={self.seq} new={self.new_tokens} b={self.batch}"
+
+
+@dataclass(frozen=True)
+class GenerateSweep:
+    """The models and generations of a generate run: a preset (or d_model and n_layer), its designs at
+    matched FLOPs, prompts, new tokens and batches. Validation of each field is the command's
+    (cli/generate.py); the model's sizes are swimbench.flops.model's."""
+    preset: Optional[str] = "1.4b"
+    d_model: Optional[int] = None           # replaces the preset's
+    n_layer: Optional[int] = None
+    vocab_size: Optional[int] = None
+    expand: int = _REF.expand
+    d_state: int = _REF.d_state
+    d_conv: int = _REF.d_conv
+    dtype: str = "bf16"
+    variants: tuple[str, ...] = field(default_factory=lambda: designs.names(default_only=True))
+    experts: tuple[int, ...] = (8,)
+    top_k: tuple[int, ...] = (1, 2)
+    prompt: tuple[int, ...] = (2048,)
+    new_tokens: int = 256
+    batch: tuple[int, ...] = (1, 16)
+    routing: str = "balanced"
+    capacity_factor: float = 1.25
+    ffn_mult: int = 1
+    align: int = 8
+    comparator: str = "auto"                # mamba-ssm's MambaLMHeadModel rows: auto, on, off
+
+    def __post_init__(self):
+        for f in ("variants", "experts", "top_k", "prompt", "batch"):
+            object.__setattr__(self, f, tuple(dict.fromkeys(getattr(self, f))))
+
+    def points(self, model: str, n_layer: int, comparator: bool = False) -> list[GenPoint]:
+        """Prompt and batch outermost; the comparator first in each block, then every design."""
+        out = []
+        for prompt in self.prompt:
+            for batch in self.batch:
+                if comparator:
+                    out.append(GenPoint(COMPARATOR, 1, 1, prompt, batch, n_layer, self.new_tokens, model))
+                for v in self.variants:
+                    pairs = [(E, k) for E in self.experts for k in self.top_k if k <= E] \
+                        if _has_experts(v) else [(1, 1)]
+                    out += [GenPoint(v, E, k, prompt, batch, n_layer, self.new_tokens, model) for E, k in pairs]
+        return out
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GenerateSweep":
+        return cls(**_tuples(cls, d))
