@@ -1,18 +1,37 @@
 """The `swimbench` command. Each subcommand lives in its own module and registers on `app`."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
-import typer
 
-from .errors import Abort, ClickException
+def _interrupted_at_start(signum, frame):      # Ctrl-C while torch and the rest import: no traceback
+    os.write(2, b"swimbench: interrupted during start-up\n")
+    os._exit(130)
+
+
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_at_start)
+
+import typer  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from .errors import Abort, ClickException  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark and profile mixture-of-experts state-space models.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"swimbench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root():
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
     """Benchmark and profile mixture-of-experts state-space models."""
 
 
@@ -25,10 +44,12 @@ from . import latency as _latency  # noqa: E402,F401
 
 def main(argv=None) -> None:
     """Entry point: bad input ends in one line naming the flag, with exit status 2, never a traceback."""
+    if signal.getsignal(signal.SIGINT) is _interrupted_at_start:
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # from here on Ctrl-C is an Abort
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="swimbench", standalone_mode=False)
-    except Abort:
+    except (Abort, KeyboardInterrupt):
         print("swimbench: aborted", file=sys.stderr)
         sys.exit(130)
     except ClickException as e:

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from .. import designs
 from . import app
-from .errors import UsageError, bad, in_range, one_of, positive, split_ints, split_strs
+from .errors import (UsageError, bad, in_range, one_of, positive, split_ints, split_strs, write_output,
+                     writable_file)
 
 KERNELS = designs.bench_kernels()
 DTYPES = ("bf16", "fp16", "fp32")
@@ -42,7 +43,7 @@ def kernels(
 ):
     """Time each kernel at each shape: median time, state updates/s, bytes moved, share of copy bandwidth,
     time over the floor the device's measured ceilings put under it."""
-    kernel_list = one_of("--kernel", split_strs(kernel), KERNELS)
+    kernel_list = one_of("--kernel", split_strs(kernel, "--kernel"), KERNELS)
     batches = [positive("--batch", b) for b in split_ints("--batch", batch)]
     lengths = [positive("--length", n) for n in split_ints("--length", length)]
     step_batches = [positive("--step-batch", b) for b in split_ints("--step-batch", step_batch)]
@@ -56,6 +57,8 @@ def kernels(
     positive("--rep", rep)
     if out is not None and out.suffix not in OUT_SUFFIXES:
         raise bad("--out", str(out), "a file ending in " + " or ".join(OUT_SUFFIXES))
+    if out is not None:
+        writable_file("--out", out)
 
     import torch
     if not torch.cuda.is_available():
@@ -88,14 +91,11 @@ def kernels(
                                  floor_bound=f.bound if f else None))
     _print(rows, ceilings, torch.cuda.get_device_name())
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
         df = pd.DataFrame(rows)
-        if out.suffix == ".csv":
-            df.to_csv(out, index=False)
-        else:
-            out.write_text(json.dumps(dict(device=torch.cuda.get_device_name(), copy_gbps=ceilings.gbps,
-                                           ceilings=ceilings.as_meta(), units=UNITS,
-                                           rows=df.to_dict("records")), indent=2) + "\n")
+        write_output("--out", out, df.to_csv(index=False) if out.suffix == ".csv" else
+                     json.dumps(dict(device=torch.cuda.get_device_name(), copy_gbps=ceilings.gbps,
+                                     ceilings=ceilings.as_meta(), units=UNITS,
+                                     rows=df.to_dict("records")), indent=2) + "\n")
 
 
 def _print(rows: list[dict], ceilings, device: str) -> None:

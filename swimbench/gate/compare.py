@@ -61,6 +61,14 @@ def compare(base: Mapping[str, Row], now: Mapping[str, Row], metrics: Iterable[M
     return out
 
 
+def between_runs_spread(b: Estimate, n: Estimate) -> Optional[float]:
+    """The relative spread of repeated runs' medians on both sides (the sum of each interval's width
+    over its value), when both were measured with `latency --repeats`; else None."""
+    if not (b.between_runs and n.between_runs) or b.spread is None or n.spread is None:
+        return None
+    return b.spread + n.spread
+
+
 def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: float, alpha: float) -> Verdict:
     if n is None:
         return Verdict(key, m, b, None, limit, "not measured", "missing from the results")
@@ -70,6 +78,16 @@ def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: floa
     if m.kind == "deterministic":
         verdict = "regressed" if ratio > limit else "improved" if ratio < 1 / limit else "ok"
         return Verdict(key, m, b, n, limit, verdict, "deterministic")
+    spread = between_runs_spread(b, n)
+    if spread is not None and 1 + spread > limit:
+        # the runs' medians spread wider than the threshold: a ratio inside that spread is what an
+        # unchanged rerun gives, so it is noise however narrow each run's own interval
+        if ratio > 1 + spread or ratio < 1 / (1 + spread):
+            ev = evidence(b, n, alpha, "greater" if ratio > 1 else "less")
+            verdict = ("regressed" if ratio > 1 else "improved") if ev.significant else "noise"
+            return Verdict(key, m, b, n, limit, verdict, f"{ev.how}; runs spread {spread:.0%}")
+        return Verdict(key, m, b, n, limit, "noise" if ratio > limit else "ok",
+                       f"within the runs' spread ({spread:.0%})")
     if ratio > limit:
         ev = evidence(b, n, alpha, "greater")
         return Verdict(key, m, b, n, limit, "regressed" if ev.significant else "noise", ev.how)
