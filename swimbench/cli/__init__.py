@@ -44,8 +44,13 @@ from . import latency as _latency  # noqa: E402,F401
 
 def main(argv=None) -> None:
     """Entry point: bad input ends in one line naming the flag, with exit status 2, never a traceback."""
-    if signal.getsignal(signal.SIGINT) is _interrupted_at_start:
-        signal.signal(signal.SIGINT, signal.default_int_handler)   # from here on Ctrl-C is an Abort
+    interrupted = []
+
+    def interrupt(signum, frame):        # outside a sweep (which handles its own): say so, exit 130
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+    if signal.getsignal(signal.SIGINT) in (_interrupted_at_start, signal.default_int_handler):
+        signal.signal(signal.SIGINT, interrupt)
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="swimbench", standalone_mode=False)
@@ -57,6 +62,11 @@ def main(argv=None) -> None:
         if msg:  # empty when help was printed instead (no command given)
             print(f"swimbench: error: {msg}", file=sys.stderr)
         sys.exit(e.exit_code)
+    finally:
+        if signal.getsignal(signal.SIGINT) is interrupt:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if rv == 130 and interrupted:          # typer turns Ctrl-C into a silent exit status 130
+        print("swimbench: interrupted", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

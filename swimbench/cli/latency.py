@@ -238,8 +238,6 @@ def latency(
             if (out / RunDir.METADATA).is_file():
                 raise bad("--out", str(out), "the parent of run directories, not a run directory itself "
                                              "(--resume continues one)")
-            if not dry_run:
-                writable_dir("--out", out)
             sweep, settings, prof = _profiled(profile, cuda, over)
             run = meta = None
         notes: list[str] = []
@@ -254,12 +252,18 @@ def latency(
             console.print(f"[yellow]warning:[/] this sweep is estimated to take {_duration(estimate)} "
                           f"({len(points)} rows x {settings.repeats} repeat(s)); --dry-run shows it, "
                           f"smaller --seq, --experts or --budget shorten it")
-        if dry_run:
-            _dry_run(sweep, settings, prof, points, estimate, notes, fmt)
-            return
         if not prof.get("content") and resume is None:
             notes.append(f"profile {prof['name']} sets nothing: every value is the built-in default "
                          f"(the GPU sweep)")
+        if not cuda and sweep.d_model * max(sweep.seq) > 2 ** 16:
+            console.print(f"[yellow]warning:[/] d_model {sweep.d_model} x seq {max(sweep.seq)} on the CPU: "
+                          f"its reference scans loop over time in Python, each call can take seconds; "
+                          f"profiles/cpu.toml is sized for minutes")
+        if dry_run:
+            _dry_run(sweep, settings, prof, points, estimate, notes, fmt)
+            return
+        if resume is None:
+            writable_dir("--out", out)
         code = _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held)
     if code:
         raise typer.Exit(code)

@@ -127,5 +127,11 @@ def _ok_rows_complete(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 def read_rows(rundir: RunDir, order=None) -> pd.DataFrame:
     """results.csv as the schema's types, in the order of `order` (keys), measured rows written before
     a column existed given what they did then."""
-    frame = rundir.results(order=order).frame()
-    return schema.with_before(_ok_rows_complete(frame, rundir.file(RunDir.RESULTS)))
+    path = rundir.file(RunDir.RESULTS)
+    try:
+        frame = rundir.results(order=order).frame()
+    except DamagedRun:
+        raise
+    except (ValueError, KeyError) as e:         # a cell of the wrong type, a column without values
+        raise DamagedRun(f"{path}: {e}") from None
+    return schema.with_before(_ok_rows_complete(frame, path))
