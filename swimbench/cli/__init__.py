@@ -42,6 +42,9 @@ from . import gate as _gate  # noqa: E402,F401
 from . import latency as _latency  # noqa: E402,F401
 
 
+EXIT_IO = 74            # sysexits' EX_IOERR: the disk failed mid-run (full, read-only, gone)
+
+
 def main(argv=None) -> None:
     """Entry point: bad input ends in one line naming the flag, with exit status 2, never a traceback."""
     interrupted = []
@@ -62,6 +65,10 @@ def main(argv=None) -> None:
         if msg:  # empty when help was printed instead (no command given)
             print(f"swimbench: error: {msg}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except OSError as e:      # a disk that fills or goes away mid-run: the files written so far stay
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"swimbench: error: cannot write or read{where}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(EXIT_IO)
     finally:
         if signal.getsignal(signal.SIGINT) is interrupt:
             signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -28,13 +28,17 @@ UNITS = ("state updates: one token advancing one sequence's whole SSM state (b*l
 
 @app.command()
 def kernels(
-    kernel: List[str] = typer.Option(list(KERNELS), "--kernel", "-K", help="Kernels: " + ", ".join(KERNELS)),
-    batch: List[str] = typer.Option(["1", "8"], "--batch", "-b", help="Scan batch sizes, e.g. 1,8."),
-    length: List[str] = typer.Option(["8192"], "--length", "-l", help="Scan lengths, e.g. 8192,32768."),
-    step_batch: List[str] = typer.Option(["1", "128"], "--step-batch", help="Decode-step batch sizes."),
+    kernel: List[str] = typer.Option(list(KERNELS), "--kernel", "-K", metavar="NAME,...",
+                                     help="Kernels: " + ", ".join(KERNELS)),
+    batch: List[str] = typer.Option(["1", "8"], "--batch", "-b", metavar="INT,...", help="Scan batch sizes, e.g. 1,8."),
+    length: List[str] = typer.Option(["8192"], "--length", "-l", metavar="INT,...",
+                                     help="Scan lengths, e.g. 8192,32768."),
+    step_batch: List[str] = typer.Option(["1", "128"], "--step-batch", metavar="INT,...",
+                                         help="Decode-step batch sizes."),
     d_inner: int = typer.Option(4096, help="Channels per trajectory (per expert for separated)."),
     d_state: int = typer.Option(16, help="SSM state size N (1..256)."),
-    experts: List[str] = typer.Option(["8"], "--experts", "-E", help="Expert counts for swimba and separated."),
+    experts: List[str] = typer.Option(["8"], "--experts", "-E", metavar="INT,...",
+                                      help="Expert counts for swimba and separated."),
     top_k: int = typer.Option(2, "--top-k", "-k", help="Experts per token (Swimba's mixed streams)."),
     dtype: str = typer.Option("bf16", help="Input dtype: " + ", ".join(DTYPES)),
     mamba: bool = typer.Option(True, help="Also time mamba-ssm's kernels where importable."),

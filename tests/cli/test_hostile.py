@@ -485,3 +485,24 @@ def test_snapshot_sees_a_change(tmp_path):
     (tmp_path / "a").write_bytes(b"y")
     assert not unchanged(before, tmp_path)
     shutil.rmtree(tmp_path / "a", ignore_errors=True)
+
+
+def test_a_disk_that_fills_mid_run_is_one_line_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
+    """ENOSPC on the second write of results.csv: one line naming the problem, exit 74 (EX_IOERR),
+    and the first row, written before, still whole on disk."""
+    import swimbench.results.rundir as rundir
+    real, writes = rundir.atomic_write_text, []
+
+    def fills_up(path, text):
+        if Path(path).name == "results.csv":
+            writes.append(path)
+            if len(writes) > 1:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, text)
+    monkeypatch.setattr(rundir, "atomic_write_text", fills_up)
+    code, _, err = cli(["latency", *TINY, "--out", tmp_path], capsys)
+    err = "".join(line for line in err.splitlines(keepends=True) if line.startswith("swimbench:"))
+    one_line(code, err, 74, "No space left on device", "results.csv")
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    df = pd.read_csv(run / "results.csv")
+    assert list(df["status"]) == ["ok"] and df["prefill_ms"].notna().all()
