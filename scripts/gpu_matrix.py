@@ -142,43 +142,71 @@ def main(argv=None) -> int:
 
 
 def check(torch, workload, capture, point, sweep, dev, mode: str) -> dict:
-    """Relative errors of one case: prefill output, decode output and decode state against the
-    reference ops on the same weights, inputs and starting cache."""
+    """Relative errors of one case, the worst over the stack's layers: each layer's prefill output,
+    decode-step output and decode cache against the reference ops on the same weights, the same
+    input to that layer and the same starting cache. The stack runs whole, as `latency` runs it
+    (model(x), model.step(x1, cache), each captured in one CUDA graph in graph mode); each layer is
+    checked on the input the fused stack gave it, so that learned routing in a deeper layer sees the
+    same tokens on both sides (a rounding difference upstream could otherwise flip a near tie of its
+    top-k and fail a correct kernel)."""
     with torch.no_grad():
         model, _ = workload.build(point, sweep, dev, seed=0)
         dtype = workload.DTYPES[sweep.dtype]
         gen = torch.Generator(device=dev).manual_seed(1)
         x = torch.randn(point.batch, point.seq, sweep.d_model, device=dev, dtype=dtype, generator=gen)
         x1 = torch.randn(point.batch, 1, sweep.d_model, device=dev, dtype=dtype, generator=gen)
-        cache0 = workload.random_cache(model, point.batch)
-        start = copy.deepcopy(cache0)
+        start = workload.random_cache(model, point.batch)
+        seen: dict = {}                  # (phase, layer) -> (its input, its output), as the stack ran
 
-        with reference_ops():
-            want_y = model(x)
-            want_cache = copy.deepcopy(start)
-            want_step = model.step(x1, want_cache)
+        def prefill():
+            seen["prefill"] = {}
+            model(x)
 
-        out = {}
+        def step():
+            seen["decode"] = {}
+            model.step(x1, cache)
+        hooks = [layer.register_forward_hook(lambda m, args, y, i=i: seen["prefill"].__setitem__(i, (args[0], y)))
+                 for i, layer in enumerate(model.layers)]
+        for i, layer in enumerate(model.layers):          # the same for each layer's decode step
+            layer.step = _recording(layer.step, lambda x_t, y, i=i: seen["decode"].__setitem__(i, (x_t, y)))
+        cache = copy.deepcopy(start)
         if mode == "graph":
-            def prefill():
-                out["y"] = model(x)
             capture(prefill, warmup=1).graph.replay()
-            cache = copy.deepcopy(start)
-
-            def step():
-                out["step"] = model.step(x1, cache)
             replay = capture(step, warmup=1)          # the warm-up calls advance the cache: restore it
-            for t, t0 in zip(workload._tensors(cache), workload._tensors(start)):
-                t.copy_(t0)
+            _restore(workload, cache, start)
             replay.graph.replay()
             torch.cuda.synchronize(dev)
         else:
-            out["y"] = model(x)
-            cache = copy.deepcopy(start)
-            out["step"] = model.step(x1, cache)
-        state = [rel(a, b) for a, b in zip(workload._tensors(cache), workload._tensors(want_cache))]
-        return {"prefill": rel(out["y"], want_y), "decode": rel(out["step"], want_step),
-                "state": max(state, default=0.0)}
+            prefill()
+            step()
+        for h in hooks:
+            h.remove()
+        for layer in model.layers:
+            del layer.step                      # the class's own step again
+        errors = {"prefill": 0.0, "decode": 0.0, "state": 0.0}
+        with reference_ops():
+            for i, layer in enumerate(model.layers):
+                x_i, y_i = seen["prefill"][i]
+                errors["prefill"] = max(errors["prefill"], rel(y_i, layer(x_i)))
+                want_cache = copy.deepcopy(start[i])
+                x_t, y_t = seen["decode"][i]
+                errors["decode"] = max(errors["decode"], rel(y_t, layer.step(x_t, want_cache)))
+                for a, b in zip(workload._tensors(cache[i]), workload._tensors(want_cache)):
+                    errors["state"] = max(errors["state"], rel(a, b))
+        return errors
+
+
+def _recording(step, record):
+    def call(x_t, layer_cache):
+        y = step(x_t, layer_cache)
+        record(x_t, y)
+        return y
+    return call
+
+
+def _restore(workload, cache, start) -> None:
+    for t, t0 in zip(workload._tensors(cache), workload._tensors(start)):
+        t.copy_(t0)
 
 
 if __name__ == "__main__":
