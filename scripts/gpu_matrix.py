@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     depths = [int(d) for d in _list(args.layers, [str(d) for d in DEPTHS], "--layers")]
     # small sizes: on the GPU the kernels' tiles are exercised with odd lengths; on the CPU the
     # interpreter runs every program instance in Python, so everything is tiny
-    d_model, seq, batch, experts, top_k = (16, 9, 2, 4, 2) if args.cpu else (256, 133, 2, 4, 2)
+    d_model, seq, batch, experts, top_k = (16, 9, 2, 4, 2) if args.cpu else (256, 67, 2, 4, 2)
 
     def cases():
         for v in variants:

@@ -95,7 +95,7 @@ def load_run(path: Path, name: Optional[str] = None) -> Run:
 def check_resumable(rundir: RunDir) -> dict:
     """The metadata of a run that `--resume` can continue, after its results table and samples have
     been read as the report and the gate read them; DamagedRun (one line) where they cannot be."""
-    meta = rundir.metadata()
+    meta = rundir.metadata(RunDir.RESUME)
     if rundir.file(RunDir.RESULTS).is_file():
         read_rows(rundir, meta["points"])
     rundir.read_samples()

@@ -172,12 +172,15 @@ class RunDir:
             raise DamagedRun(f"{path} holds a JSON {type(meta).__name__}, not an object")
         return meta
 
-    def metadata(self) -> dict:
-        """metadata.json checked to be what `swimbench latency` writes: an object with its environment,
-        points, sweep, settings, attempts and profile, each of its type; else DamagedRun naming it."""
+    READ = (("environment", dict), ("points", list))          # what reading a run needs
+    RESUME = READ + (("sweep", dict), ("settings", dict), ("attempts", list), ("profile", dict))
+
+    def metadata(self, fields=READ) -> dict:
+        """metadata.json checked to be what `swimbench latency` writes: an object with `fields` (READ:
+        its environment and points; RESUME: all that --resume reads), each of its type; else
+        DamagedRun naming the field."""
         meta, path = self.read_metadata(), self.file(self.METADATA)
-        for field, kind in (("environment", dict), ("points", list), ("sweep", dict), ("settings", dict),
-                            ("attempts", list), ("profile", dict)):
+        for field, kind in fields:
             if field not in meta:
                 raise DamagedRun(f"{path} has no {field!r} field")
             if not isinstance(meta[field], kind):
