@@ -4,10 +4,16 @@ mamba-ssm up to 2.3.2.post1 imports its CUDA extension `selective_scan_cuda` unc
 the package's __init__, so on a machine built without it (every CPU machine) `import mamba_ssm`
 fails. We register an empty stand-in first; mamba-ssm's pure-PyTorch references then work, and
 `has_cuda_scan()` says whether the real CUDA scan is there.
+
+Its __init__ also imports its language model (`MambaLMHeadModel`), whose generation utilities import
+`transformers`. swimbench never uses that model, and `make install` installs mamba-ssm without its
+dependencies (tilelang, nvidia-cutlass-dsl, transformers... are GBs a CPU machine never runs), so
+where `transformers` is missing the model's module is a stand-in too, with `MambaLMHeadModel = None`.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from contextlib import contextmanager
@@ -15,6 +21,7 @@ from functools import lru_cache
 from typing import Optional
 
 _STANDIN = "swimbench: CUDA extension not built"
+_STANDIN_LM = "swimbench: mamba-ssm's language model, left out (it needs transformers)"
 
 
 @lru_cache(maxsize=None)
@@ -25,10 +32,21 @@ def mamba_ssm() -> Optional[types.ModuleType]:
     except ImportError:
         standin = types.ModuleType("selective_scan_cuda", _STANDIN)
         sys.modules["selective_scan_cuda"] = standin
+    if not _importable("transformers"):
+        lm = types.ModuleType("mamba_ssm.models.mixer_seq_simple", _STANDIN_LM)
+        lm.MambaLMHeadModel = None
+        sys.modules.setdefault(lm.__name__, lm)
     try:
         return importlib.import_module("mamba_ssm")
     except ImportError:
         return None
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def has_cuda_scan() -> bool:

@@ -124,13 +124,17 @@ def run_rows(run, metrics: Iterable[Metric]) -> dict[str, Row]:
             if v is None:
                 continue
             lo = hi = samples = None
+            between = False
             if m.kind == "timed" and m.scales is None:
                 ci = schema.interval(m.column)
                 if ci is not None:
                     lo, hi = plain(rec.get(ci.lo)), plain(rec.get(ci.hi))
-                if raw.get(m.samples):
+                repeats = raw.get(f"{m.samples}_repeats") or []
+                if len(repeats) >= 2:       # latency --repeats: the rank test compares runs' medians
+                    samples, between = np.asarray(repeats, dtype=float), True
+                elif raw.get(m.samples):
                     samples = np.asarray(raw[m.samples], dtype=float)
-            values[m.name] = Estimate(float(v), lo, hi, samples)
+            values[m.name] = Estimate(float(v), lo, hi, samples, between)
         rows[key] = Row(key, {f: plain(rec.get(f)) for f in IDENTITY}, status, values)
     return with_ratios(with_scaled(rows, metrics), metrics)
 
@@ -147,7 +151,7 @@ def with_scaled(rows: dict[str, Row], metrics: Iterable[Metric]) -> dict[str, Ro
             s = t.scaled(v.value / t.value)
             r.values[m.name] = Estimate(v.value, s.lo if s.lo is not None else v.lo,
                                         s.hi if s.hi is not None else v.hi,
-                                        s.samples if s.samples is not None else v.samples)
+                                        s.samples if s.samples is not None else v.samples, t.between_runs)
     return rows
 
 
@@ -171,5 +175,6 @@ def with_ratios(rows: dict[str, Row], metrics: Iterable[Metric]) -> dict[str, Ro
                 continue
             both = num.has_interval and den.has_interval and den.lo > 0
             r.values[m.name] = Estimate(num.value / den.value, num.lo / den.hi if both else None,
-                                        num.hi / den.lo if both else None)
+                                        num.hi / den.lo if both else None,
+                                        between_runs=num.between_runs and den.between_runs)
     return rows

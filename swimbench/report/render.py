@@ -43,6 +43,7 @@ def render(runs: Sequence[Run], out: Path, peak_tflops: Optional[float] = None,
         for build in figures_for(run):
             d = build(run, ceilings)
             if d.fig is not None:
+                plotting.stamp(d.fig, plotting.provenance(run))
                 d.files = plotting.save(d.fig, out / run.name, d.name)
                 d.fig = None                       # drawn and saved: let it go
                 report.files += d.files

@@ -252,6 +252,8 @@ DECLARED: tuple[Column, ...] = (
     C("attempt", INT, None, "the attempt of the run that measured the row (a resume is the next)"),
     C("measured_at", STR, None, "when the row was recorded (ISO 8601)"),
     C("wall_s", FLOAT, "s", "wall time of the row's measurement"),
+    C("repeats", INT, None, "times the row was measured (latency --repeats), each in another order of "
+                            "the sweep; the medians' interval spans the repeats' medians", before=1),
 )
 del C
 
