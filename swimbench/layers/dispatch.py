@@ -39,13 +39,22 @@ def _narrowest(bound: int) -> torch.dtype:
 def grouped_mm(x: Tensor, w: Tensor, offs: Tensor) -> Tensor:
     """x (M, K) with rows grouped by expert, w (G, K, N), offs (G,) int32 cumulative group ends
     -> (M, N); rows past offs[-1] are left unspecified. torch's grouped GEMM where it exists for
-    the dtype (bf16 on Hopper; any dtype on the CPU); elsewhere a loop that syncs with the host."""
+    the dtype (bf16 on Hopper; any dtype on the CPU); elsewhere `grouped_mm_masked`."""
     if (x.device.type == "cpu" or x.dtype == torch.bfloat16) and _aligned(x) and _aligned(w):
         return torch._grouped_mm(x, w, offs=offs)
-    out, start = x.new_zeros(x.shape[0], w.shape[-1]), 0
-    for g, end in enumerate(offs.tolist()):
-        out[start:end] = x[start:end] @ w[g]
-        start = end
+    return grouped_mm_masked(x, w, offs)
+
+
+def grouped_mm_masked(x: Tensor, w: Tensor, offs: Tensor) -> Tensor:
+    """The grouped product without a grouped GEMM (fp16 and fp32 on a GPU, unaligned shapes): every
+    expert's matrix over all rows, each row keeping its own expert's product. G times the arithmetic,
+    but no host sync, so prefill graphs capture it (a loop over the groups' bounds read to the host
+    could not be captured: fp16 prefill failed that way). Rows past offs[-1] give zeros."""
+    rows = torch.arange(x.shape[0], device=x.device)
+    group = torch.searchsorted(offs, rows, right=True).unsqueeze(-1)       # G for rows past the end
+    out = x.new_zeros(x.shape[0], w.shape[-1])
+    for g in range(w.shape[0]):
+        out = torch.where(group == g, x @ w[g], out)
     return out
 
 

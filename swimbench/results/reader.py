@@ -114,13 +114,22 @@ def _check_power(rundir: RunDir) -> None:
             raise DamagedRun(f"{path} is empty or has no header (unix_time,power_w,...)")
 
 
+# The medians an ok row must hold: a latency row its prefill and decode, a generate row (it has the
+# column token_ms) its time to first token and per-token time.
+MEDIANS = {"latency": ("prefill_ms", "decode_us"), "generate": ("ttft_ms", "token_ms")}
+
+
 def _ok_rows_complete(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     """An ok row holds its medians: one without is a damaged row, not a measurement."""
     ok = frame["status"] == "ok"
-    for col in ("prefill_ms", "decode_us"):
-        bad = frame.loc[ok & frame[col].isna(), "key"]
-        if len(bad):
-            raise DamagedRun(f"{path}: ok row {bad.iloc[0]} has no {col}")
+    generate = frame["token_ms"].notna() if "token_ms" in frame else pd.Series(False, index=frame.index)
+    if "ttft_ms" in frame:
+        generate |= frame["ttft_ms"].notna()
+    for kind, rows in (("latency", ok & ~generate), ("generate", ok & generate)):
+        for col in MEDIANS[kind]:
+            bad = frame.loc[rows & frame[col].isna(), "key"] if col in frame else frame.loc[rows, "key"]
+            if len(bad):
+                raise DamagedRun(f"{path}: ok row {bad.iloc[0]} has no {col}")
     return frame
 
 

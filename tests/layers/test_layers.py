@@ -248,6 +248,16 @@ def test_grouped_mm_matches_per_expert_products(K, N):
     assert rel_err(out, ref) < 1e-6
 
 
+def test_grouped_mm_without_a_grouped_gemm_syncs_nothing_and_zeroes_dropped_rows():
+    """The fp16/fp32 GPU fallback: no host sync (capturable), rows past the last group (dropped) zero."""
+    from swimbench.layers.dispatch import grouped_mm_masked
+    counts = torch.tensor([3, 0, 6, 2])
+    x, w = torch.randn(int(counts.sum()) + 4, 9), torch.randn(len(counts), 9, 7)
+    out = grouped_mm_masked(x, w, counts.cumsum(0).to(torch.int32))
+    ref = torch.cat([xe @ w[e] for e, xe in enumerate(x[:-4].split(counts.tolist()))])
+    assert rel_err(out[:-4], ref) < 1e-6 and torch.all(out[-4:] == 0)
+
+
 @pytest.mark.parametrize("T,k,E,cf", [(37, 1, 5, None), (37, 2, 7, 1.0), (50, 1, 4, 0.6), (23, 2, 300, 1.25)])
 def test_dispatch_matches_slot_by_slot_reference(T, k, E, cf):
     """Groups hold each expert's slots in slot order, the first `capacity` of them when a capacity
