@@ -39,6 +39,11 @@ def grouped_mm(x: Tensor, w: Tensor, offs: Tensor) -> Tensor:
     return out
 
 
+def slots_per_expert(capacity_factor: float, tokens: int, k: int, experts: int) -> int:
+    """An expert's capacity: capacity_factor times its share of the T k slots, at least one."""
+    return max(1, math.ceil(capacity_factor * tokens * k / experts))
+
+
 @dataclass
 class Dispatch:
     """Where each of the T*k token slots goes. Built once per routing decision; RoM reuses one for
@@ -50,7 +55,10 @@ class Dispatch:
     keep: Optional[Tensor]        # (T k, 1) bool in expert order, None when nothing can drop
 
     @classmethod
-    def build(cls, idx: Tensor, experts: int, capacity_factor: Optional[float] = None) -> "Dispatch":
+    def build(cls, idx: Tensor, experts: int, capacity_factor: Optional[float] = None,
+              capacity: Optional[int] = None) -> "Dispatch":
+        """`capacity`, slots kept per expert, when given, in place of capacity_factor's (an
+        expert-parallel layer passes the capacity of all ranks' tokens: layers/parallel.py)."""
         T, k = idx.shape
         flat = idx.reshape(-1)
         # A radix sort makes one pass per key byte: the ids sorted as uint8 take one pass, not the
@@ -58,9 +66,10 @@ class Dispatch:
         order = flat.to(_narrowest(experts)).argsort(stable=True)
         ones = torch.ones_like(flat, dtype=torch.int32)
         counts = torch.zeros(experts, dtype=torch.int32, device=idx.device).index_add_(0, flat, ones)
-        if capacity_factor is None:
+        if capacity_factor is None and capacity is None:
             return cls(T, k, order, counts.cumsum(0, dtype=torch.int32), None)
-        capacity = max(1, math.ceil(capacity_factor * T * k / experts))
+        if capacity is None:
+            capacity = slots_per_expert(capacity_factor, T, k, experts)
         start = counts.cumsum(0) - counts
         rank = torch.arange(T * k, device=idx.device) - start[flat[order]]   # place within its expert
         dropped = rank >= capacity
