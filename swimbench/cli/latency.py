@@ -31,7 +31,7 @@ FIELDS = OPTIONS
 _TYPES = {f.name: f.type for f in SETTINGS}
 LISTS = tuple(o for o, f in FIELDS.items() if _TYPES[f].startswith("tuple"))
 FLOATS = tuple(o for o, f in FIELDS.items() if _TYPES[f] == "float")
-OWN = ("ctx", "profile", "device", "out", "name", "resume")
+OWN = ("ctx", "profile", "device", "out", "name", "resume", "gpus")
 # Flags that only mean something on a CUDA GPU, with the value that asks for the GPU feature.
 GPU_ONLY = {"flush_l2": True, "prefill": "graph", "decode": "graph", "mamba_ssm": True, "energy": True,
             "power_interval": None}
@@ -183,10 +183,17 @@ def latency(
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Parent of the run directory."),
     name: Optional[str] = typer.Option(None, help="Run directory suffix [default: the profile name]."),
     resume: Optional[Path] = typer.Option(None, help="Measure only the rows missing from RUN_DIR."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="Spread the sweep over this many GPUs of this "
+                                                            "host, one rank each, under torchrun "
+                                                            "(docs/distributed.md)."),
 ):
     """Prefill and decode latency, tokens/s, TFLOP/s, bandwidth, J/token and peak memory over a sweep."""
     over = _overrides(ctx)                       # flag by flag, before anything heavy runs
-    dev = _device(device)
+    if gpus is not None:
+        raise typer.Exit(_launch(ctx, gpus, device))
+    from ..sweeps.spread import Spread
+    spread = Spread.join()
+    dev = _rank_device(_device(device), spread.world, device)
     cuda = dev.type == "cuda"
     for pname, gpu_value in GPU_ONLY.items():
         if not cuda and pname in _given(ctx) and (gpu_value is None or ctx.params[pname] == gpu_value):
@@ -250,9 +257,55 @@ def latency(
     if why:
         notes.append(why)
     points = sweep.points(comparator=with_comparator)
-    code = _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes)
+    try:
+        code = _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes, spread)
+    finally:
+        spread.close()
     if code:
         raise typer.Exit(code)
+
+
+def _launch(ctx, gpus: int, device: str) -> int:
+    """`--gpus N`: this command again as N ranks under torchrun, without --gpus; its exit status."""
+    import subprocess
+
+    import torch
+
+    from .. import distributed
+    if distributed.launched():
+        raise UsageError("--gpus: this process is already a rank of a torchrun launch; drop --gpus")
+    if gpus < 1:
+        raise bad("--gpus", gpus, "an integer >= 1")
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if visible == 0:
+        raise UsageError(f"--gpus {gpus}: no CUDA GPU is visible here (on the CPU, run ranks with torchrun "
+                         f"and --device cpu: docs/distributed.md)")
+    if gpus > visible:
+        raise bad("--gpus", gpus, f"an integer from 1 to {visible}, the GPUs visible here")
+    if device not in ("auto", "cuda"):
+        raise bad("--device", device, "auto or cuda with --gpus (rank r runs on cuda:r)")
+    words, args = shlex.split(_command(ctx))[2:], []
+    while words:
+        w = words.pop(0)
+        if w == "--gpus":
+            words.pop(0)
+        elif not w.startswith("--gpus="):
+            args.append(w)
+    return subprocess.run(distributed.torchrun(gpus, ["latency", *args]), env=distributed.launch_env()).returncode
+
+
+def _rank_device(dev, world, spec: str):
+    """Under torchrun, rank r of a host runs on cuda:<local rank> (or on the CPU, where it was asked)."""
+    if world.size == 1 or dev.type != "cuda":
+        return dev
+    import torch
+    if spec.startswith("cuda:"):
+        raise bad("--device", spec, "auto or cuda under torchrun (rank r runs on cuda:<local rank>)")
+    if world.local_rank >= torch.cuda.device_count():
+        raise UsageError(f"rank {world.rank} has no GPU: {torch.cuda.device_count()} visible for "
+                         f"{world.size} ranks")
+    torch.cuda.set_device(world.local_rank)
+    return torch.device("cuda", world.local_rank)
 
 
 def _gpu_name(dev) -> Optional[str]:
@@ -260,7 +313,7 @@ def _gpu_name(dev) -> Optional[str]:
     return torch.cuda.get_device_properties(dev).name if dev.type == "cuda" else None
 
 
-def _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes) -> int:
+def _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes, spread) -> int:
     import torch
     cuda = dev.type == "cuda"
     threads = torch.get_num_threads()
@@ -270,12 +323,12 @@ def _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes
         torch.set_num_threads(1)
         notes.append("CPU timed on 1 thread (set OMP_NUM_THREADS to choose)")
     try:
-        return _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes)
+        return _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes, spread)
     finally:
         torch.set_num_threads(threads)
 
 
-def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes) -> int:
+def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes, spread) -> int:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
@@ -286,6 +339,9 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     from ..sweeps.runner import run_sweep, stop_on_signals
 
     cuda = dev.type == "cuda"
+    lead = spread.world.lead             # rank 0 writes the metadata and prints; the others only measure
+    if not lead:
+        console = Console(stderr=True, quiet=True)
     nvml = sampler = None
     if not settings.energy:
         notes.append("energy not measured (--no-energy or energy = false): energy columns empty")
@@ -300,7 +356,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     env["command"], env["argv"] = _command(ctx), sys.argv
     started = time.time()
     if run is None:
-        run = RunDir.create(out, name or prof["name"])
+        run = RunDir.create(out, name or prof["name"]) if lead else None
         meta = {"tool": "swimbench latency", "created": _iso(started), "status": "running",
                 "profile": prof, "sweep": sweep.as_dict(), "settings": settings.as_dict(),
                 "comparator": any(p.variant == COMPARATOR for p in points),
@@ -308,31 +364,41 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     else:
         meta = run.read_metadata()
         meta["points"] = [p.key for p in points]
-    attempt = len(meta["attempts"]) + 1
+    attempt = spread.agree(len(meta["attempts"]) + 1)
+    if spread.spread:
+        run = RunDir(spread.agree(str(run.path) if lead else None), shared=True)
+        env["distributed"] = {"world_size": spread.world.size, "backend": spread.world.backend,
+                              "ranks": spread.gather(_rank_env(spread.world, dev, env))}
     ceilings = _ceilings(console, dev, meta, attempt, notes)
     meta["attempts"].append({"attempt": attempt, "started": _iso(started), "command": env["command"],
                              "environment": env, "notes": notes})
     meta["status"] = "running"
-    run.write_metadata(meta)
+    spread.wait()                        # every rank has read the metadata before rank 0 rewrites it
+    if lead:
+        run.write_metadata(meta)
     results = run.results(order=meta["points"])
     done = results.done_keys()
+    spread.wait()                        # every rank knows what is done before any rank adds a row
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     todo = [p for p in points if p.key not in done]
+    mine = spread.mine(todo)
+    over = f" over {spread.world.size} ranks" if spread.spread else ""
     console.print(f"run directory: {run.path}  ({len(points)} configurations"
                   + (f", {len(points) - len(todo)} already done, measuring {len(todo)}" if done else "")
-                  + f", device={dev.type}{' ' + env['gpu']['name'] if cuda else ''})")
-    if nvml is not None:
+                  + f", device={dev.type}{' ' + env['gpu']['name'] if cuda else ''}{over})")
+    if nvml is not None and lead:
         sampler = PowerSampler(nvml, settings.power_interval_ms / 1e3).start()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                        transient=False)
+                        transient=False, disable=not lead)
     measurer = PointMeasurer(sweep, settings, dev, nvml, sampler,
                              note=lambda s: progress.console.print(f"[yellow]note:[/] {s}"), ceilings=ceilings)
 
     def record(point, row, samples):
-        row.update({"device": dev.type, "attempt": attempt, "measured_at": _iso(time.time())})
+        row.update({"device": dev.type, "device_index": dev.index if cuda else None, "rank": spread.world.rank,
+                    "world_size": spread.world.size, "attempt": attempt, "measured_at": _iso(time.time())})
         if samples is not None:
             run.append_samples(point.key, attempt, samples)
         results.put(row)
@@ -340,7 +406,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
             run.append_power(sampler.take_new())
 
     def on_end(point, row):
-        progress.advance(task)
+        progress.update(task, completed=_finished(results, todo, attempt))      # every rank's rows
         progress.console.print(_row_line(point, row))
 
     def on_start(point):
@@ -351,7 +417,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     try:
         with stop_on_signals() as rearm, progress:
             task = progress.add_task("starting", total=len(todo))
-            outcome = run_sweep(points, measurer, record, done, on_start=on_start, on_end=on_end)
+            outcome = run_sweep(mine, measurer, record, done, on_start=on_start, on_end=on_end)
     except KeyboardInterrupt:
         pass
     finally:
@@ -360,6 +426,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
             run.append_power(sampler.take_new())
         if nvml is not None:
             nvml.close()
+    outcome = _together(spread, outcome)
     interrupted = outcome is None or outcome.interrupted
     meta["status"] = ("interrupted" if interrupted else "complete with errors" if outcome.errors
                       else "complete")
@@ -368,6 +435,9 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
                                  **({} if outcome is None else {"measured": len(outcome.measured),
                                                                 "oom": outcome.oom,
                                                                 "errors": outcome.errors})})
+    if not lead:
+        return EXIT_INTERRUPTED if interrupted else EXIT_ERRORS if outcome.errors else 0
+    results.reload()
     run.write_metadata(meta)
     stdout = Console()
     if not stdout.is_terminal:
@@ -389,6 +459,30 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
         console.print(f"[red]{len(outcome.errors)} configuration(s) failed[/]: see the error column")
         return EXIT_ERRORS
     return 0
+
+
+def _finished(results, todo, attempt: int) -> int:
+    """Points of `todo` with a row from this attempt, whichever rank wrote it."""
+    return sum(str(results.rows.get(p.key, {}).get("attempt")) == str(attempt) for p in todo)
+
+
+def _rank_env(world, dev, env: dict) -> dict:
+    return {"rank": world.rank, "local_rank": world.local_rank, "host": env["host"], "pid": os.getpid(),
+            "device": str(dev), "gpu": (env.get("gpu") or {}).get("name")}
+
+
+def _together(spread, outcome):
+    """Every rank's outcome as one (on every rank): interrupted if any rank was. None when interrupted
+    before the sweep started."""
+    if not spread.spread:
+        return outcome
+    from ..sweeps.runner import Outcome
+    parts = spread.gather(outcome)
+    if any(p is None for p in parts):
+        return None
+    return Outcome(planned=sum(p.planned for p in parts), skipped=sum(p.skipped for p in parts),
+                   measured=[k for p in parts for k in p.measured], oom=[k for p in parts for k in p.oom],
+                   errors=[k for p in parts for k in p.errors], interrupted=any(p.interrupted for p in parts))
 
 
 def _ceilings(console, dev, meta: dict, attempt: int, notes: list):
