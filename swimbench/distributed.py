@@ -49,14 +49,19 @@ def launched() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
-def join(backend: str) -> World:
-    """Join the process group torchrun described in the environment (env://), once; a process not
-    started by torchrun is a world of one without a process group."""
+def join(backend: str, alone: bool = False) -> World:
+    """Join the process group torchrun described in the environment (env://), once. A process not
+    started by torchrun is a world of one: without a process group, or (`alone`) with a group of one
+    rank, for code that runs collectives whatever the world size."""
     safe_env()
     if dist.is_available() and dist.is_initialized():
         return current()
     if not launched():
-        return World()
+        if not alone:
+            return World()
+        dist.init_process_group(backend=backend, init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
+                                world_size=1)
+        return current()
     dist.init_process_group(backend=backend)
     return current()
 

@@ -24,6 +24,7 @@ from .. import designs
 from ..sweeps.spec import COMPARATOR, DTYPES, OPTIONS, SETTINGS, MeasureSettings, Sweep, problem
 from . import app
 from .errors import UsageError, bad, split_ints, split_strs
+from .launch import launch, rank_device
 
 # option name (the function parameter) -> the field of Sweep or MeasureSettings it sets: the settings'
 # own declarations (swimbench.sweeps.spec); options that set no field are the command's own (OWN)
@@ -54,9 +55,9 @@ def _flag(ctx: typer.Context, name: str) -> str:
 
 def _command(ctx: typer.Context) -> str:
     """The command as typed; when called in-process (not from the shell), rebuilt from its flags."""
-    if sys.argv[1:2] == ["latency"]:
+    if sys.argv[1:2] == [ctx.info_name]:
         return shlex.join(["swimbench", *sys.argv[1:]])
-    words = ["swimbench", "latency"]
+    words = ["swimbench", ctx.info_name]
     for name in _given(ctx):
         param = next(p for p in ctx.command.params if p.name == name)
         value = ctx.params[name]
@@ -190,10 +191,10 @@ def latency(
     """Prefill and decode latency, tokens/s, TFLOP/s, bandwidth, J/token and peak memory over a sweep."""
     over = _overrides(ctx)                       # flag by flag, before anything heavy runs
     if gpus is not None:
-        raise typer.Exit(_launch(ctx, gpus, device))
+        raise typer.Exit(launch(gpus, device, _command(ctx)))
     from ..sweeps.spread import Spread
     spread = Spread.join()
-    dev = _rank_device(_device(device), spread.world, device)
+    dev = rank_device(_device(device), spread.world, device)
     cuda = dev.type == "cuda"
     for pname, gpu_value in GPU_ONLY.items():
         if not cuda and pname in _given(ctx) and (gpu_value is None or ctx.params[pname] == gpu_value):
@@ -263,49 +264,6 @@ def latency(
         spread.close()
     if code:
         raise typer.Exit(code)
-
-
-def _launch(ctx, gpus: int, device: str) -> int:
-    """`--gpus N`: this command again as N ranks under torchrun, without --gpus; its exit status."""
-    import subprocess
-
-    import torch
-
-    from .. import distributed
-    if distributed.launched():
-        raise UsageError("--gpus: this process is already a rank of a torchrun launch; drop --gpus")
-    if gpus < 1:
-        raise bad("--gpus", gpus, "an integer >= 1")
-    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if visible == 0:
-        raise UsageError(f"--gpus {gpus}: no CUDA GPU is visible here (on the CPU, run ranks with torchrun "
-                         f"and --device cpu: docs/distributed.md)")
-    if gpus > visible:
-        raise bad("--gpus", gpus, f"an integer from 1 to {visible}, the GPUs visible here")
-    if device not in ("auto", "cuda"):
-        raise bad("--device", device, "auto or cuda with --gpus (rank r runs on cuda:r)")
-    words, args = shlex.split(_command(ctx))[2:], []
-    while words:
-        w = words.pop(0)
-        if w == "--gpus":
-            words.pop(0)
-        elif not w.startswith("--gpus="):
-            args.append(w)
-    return subprocess.run(distributed.torchrun(gpus, ["latency", *args]), env=distributed.launch_env()).returncode
-
-
-def _rank_device(dev, world, spec: str):
-    """Under torchrun, rank r of a host runs on cuda:<local rank> (or on the CPU, where it was asked)."""
-    if world.size == 1 or dev.type != "cuda":
-        return dev
-    import torch
-    if spec.startswith("cuda:"):
-        raise bad("--device", spec, "auto or cuda under torchrun (rank r runs on cuda:<local rank>)")
-    if world.local_rank >= torch.cuda.device_count():
-        raise UsageError(f"rank {world.rank} has no GPU: {torch.cuda.device_count()} visible for "
-                         f"{world.size} ranks")
-    torch.cuda.set_device(world.local_rank)
-    return torch.device("cuda", world.local_rank)
 
 
 def _gpu_name(dev) -> Optional[str]:
