@@ -355,7 +355,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
                              note=lambda s: progress.console.print(f"[yellow]note:[/] {s}"), ceilings=ceilings)
 
     def record(point, row, samples):
-        row.update({"device": dev.type, "device_index": dev.index if cuda else None, "rank": spread.world.rank,
+        row.update({"device": dev.type, "device_index": _index(dev), "rank": spread.world.rank,
                     "world_size": spread.world.size, "attempt": attempt, "measured_at": _iso(time.time())})
         if samples is not None:
             run.append_samples(point.key, attempt, samples)
@@ -417,6 +417,13 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
         console.print(f"[red]{len(outcome.errors)} configuration(s) failed[/]: see the error column")
         return EXIT_ERRORS
     return 0
+
+
+def _index(dev):
+    import torch
+    if dev.type != "cuda":
+        return None
+    return dev.index if dev.index is not None else torch.cuda.current_device()
 
 
 def _finished(results, todo, attempt: int) -> int:
