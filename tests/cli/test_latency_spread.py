@@ -97,3 +97,39 @@ def test_launched_ranks_get_the_safe_environment(monkeypatch):
     cmd = distributed.torchrun(3, ["latency", "--seq", "8"])
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc-per-node" in cmd
     assert cmd[cmd.index("--master-addr") + 1] == "127.0.0.1" and cmd[-3:] == ["latency", "--seq", "8"]
+
+
+@pytest.fixture
+def four_gpus(monkeypatch):
+    """A host that says it has 4 GPUs; the relaunch is recorded, not run."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    calls = []
+
+    def fake_run(cmd, env):
+        calls.append((cmd, env))
+        return subprocess.CompletedProcess(cmd, 0)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")
+    return calls
+
+
+@pytest.mark.parametrize("command", ["latency", "ep"])
+def test_gpus_relaunches_the_command_as_ranks_under_torchrun(four_gpus, command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--gpus=3", "--seq", "64,128", "--out", "somewhere", "--gpus", "3"])
+    assert e.value.code == 0, capsys.readouterr().err
+    ((cmd, env),) = four_gpus
+    i = cmd.index("-m", 3)                                  # torchrun's own options, then the module
+    assert cmd[:3] == [cmd[0], "-m", "torch.distributed.run"] and cmd[cmd.index("--nproc-per-node") + 1] == "3"
+    assert cmd[i + 1:] == ["swimbench", command, "--seq", "64,128", "--out", "somewhere"]
+    assert all(env[k] == v for k, v in distributed.SAFE_ENV.items())
+
+
+def test_gpus_beyond_those_present_is_one_line(four_gpus, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["latency", "--gpus", "5"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--gpus 5 is not allowed: expected an integer from 1 to 4" in err
+    assert len(err.strip().splitlines()) == 1 and four_gpus == []
