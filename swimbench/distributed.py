@@ -105,10 +105,12 @@ def torchrun(nproc: int, args: Sequence[str], module: str = "swimbench") -> list
 
 
 def launch_env(extra: Optional[dict] = None) -> dict:
-    """The environment of launched ranks: this one, with SAFE_ENV, and one CPU thread per rank unless
-    OMP_NUM_THREADS is set (torchrun would set 1 and warn)."""
+    """The environment of launched ranks: this one, with SAFE_ENV; unless set already, one CPU thread per
+    rank (torchrun would set 1 and warn) and gloo on the loopback interface (the ranks share one host;
+    gloo otherwise takes the address the host name resolves to, which a container may not route)."""
     env = {**os.environ, **(extra or {})}
     env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     return safe_env(env)
 
 
