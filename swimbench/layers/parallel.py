@@ -10,7 +10,8 @@ layer's own; only the grouped GEMMs of the experts move: a rank sorts its slots 
 One exchange (`ExpertExchange.run`), all with `all_to_all_single`:
 1. counts: each rank's slots per expert, to every rank (E integers each);
 2. the split sizes on the host: all_to_all_single takes them as lists, so this is one host sync per
-   exchange, and the reason an expert-parallel step is timed eagerly, not replayed from a CUDA graph;
+   exchange (timed with the counts' collective), and the reason an expert-parallel step is timed
+   eagerly, not replayed from a CUDA graph;
 3. payloads: each slot's row to its expert's rank, which groups what it received by expert (source
    rank, then slot, within an expert: the order of the slots of all ranks' tokens in one process), keeps
    the first `capacity` slots of each expert where the layer has a capacity (MoE-Mamba's Switch FFN:
@@ -85,8 +86,10 @@ class ExpertExchange:
         (capacity_factor, for top-k slots of all ranks' tokens)."""
         W, E = self.size, self.experts
         counts = counts.to(torch.int64)
-        table = self._all_to_all("counts", counts.new_empty(W * E), counts.repeat(W)).view(W, E)
-        table = table.cpu()                                      # the split sizes, on the host
+        with self.span("counts"):       # the host's wait for the split sizes counts as the exchange's
+            table = counts.new_empty(W * E)
+            dist.all_to_all_single(table, counts.repeat(W), group=self.group)
+            table = table.view(W, E).cpu()
         send = [int(table[self.rank, self.starts[r]:self.starts[r + 1]].sum()) for r in range(W)]
         mine = table[:, self.lo:self.hi]                         # (W, local experts): what comes here
         recv = [int(n) for n in mine.sum(1)]
