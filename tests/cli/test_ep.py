@@ -42,6 +42,10 @@ def test_ep_rows_at_one_then_two_ranks_in_one_run(tmp_path, capsys):
     assert (whole["params_per_rank"] == whole["params_layer"]).all()
     assert "| rom" in (run / "ep.md").read_text()
 
+    with pytest.raises(SystemExit) as e:                   # swimbench report draws the same from the run
+        main(["report", str(run), "--out", str(tmp_path / "rep")])
+    assert e.value.code == 0 and {p.name for p in (tmp_path / "rep").iterdir()} >= {"ep_comm_share.png", "ep.md"}
+
 
 @pytest.mark.parametrize("args,says", [
     (["-v", "dense"], "--variants 'dense' is not allowed"),
