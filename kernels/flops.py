@@ -39,6 +39,17 @@ def combine_op_macs(gates_shape, values_shape) -> int:
     return T * k * N
 
 
+def gather_mm_macs(w_shape, idx_shape) -> int:
+    """swimbench::gather_mm: each of the T k slots through one (K, N) matrix."""
+    K, N = int(w_shape[-2]), int(w_shape[-1])
+    return _tokens(idx_shape, 0) * K * N
+
+
+def route_macs(x_shape, w_shape) -> int:
+    """swimbench::route: the router's logits, x (T, K) against its (E, K) weight."""
+    return int(x_shape[0]) * int(x_shape[1]) * int(w_shape[0])
+
+
 def conv_macs(x_shape, w_shape) -> int:
     """swimbench::causal_conv1d(_update): K taps per (token, channel); x (..., d), weight (d, [1,] K)."""
     return _tokens(x_shape, 1) * int(x_shape[-1]) * int(w_shape[-1])

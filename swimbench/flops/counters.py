@@ -45,6 +45,14 @@ def _combine(gates, values, **_):
     return opf.combine_op_macs(gates, values)
 
 
+def _gather_mm(w, idx, **_):
+    return opf.gather_mm_macs(w, idx)
+
+
+def _route(x, weight, **_):
+    return opf.route_macs(x, weight)
+
+
 def _conv(x, weight, **_):
     return opf.conv_macs(x, weight)
 
@@ -56,7 +64,8 @@ def _mix(dt, B, pos, **_):
 # op name -> its formula. A formula names the op's arguments it reads as the op's schema names them; their
 # positions are read from the schema, so an op's signature is written down once, where it is defined.
 _FORMULAS = {
-    "combine": _combine, "causal_conv1d": _conv, "causal_conv1d_update": _conv, "swimba_mix": _mix,
+    "combine": _combine, "gather_mm": _gather_mm, "route": _route,
+    "causal_conv1d": _conv, "causal_conv1d_update": _conv, "swimba_mix": _mix,
     "selective_scan": _scan, "swimba_scan": _swimba, "separated_scan": _separated,
     "selective_state_update": _scan, "swimba_state_update": _swimba, "separated_state_update": _separated,
 }

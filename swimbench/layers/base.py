@@ -56,6 +56,25 @@ class TokenMixer(nn.Module):
             self.out_proj = nn.Linear(Di, D, bias=False, **factory)
         self.conv1d = nn.Conv1d(Di, Di, K, groups=Di, bias=True, **factory)
 
+    def frozen(self, name: str, fn, *params: Tensor) -> Tensor:
+        """fn(*params), kept between calls while no parameter changes (their version counters and
+        storage) and autograd is off: per-step constants such as A = -exp(A_log) and fp32 copies of D
+        and the delta bias cost a launch each otherwise, a tenth of a decode step at batch 1. Made on
+        the first call, which is a warm-up before any CUDA-graph capture."""
+        if torch.is_grad_enabled():
+            return fn(*params)
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        cache = self.__dict__.setdefault("_frozen", {})
+        hit = cache.get(name)
+        if hit is None or hit[0] != key:
+            hit = cache[name] = (key, fn(*params))
+        return hit[1]
+
+    def ssm_constants(self, A_log: Tensor, D: Tensor, dt_bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """A = -exp(A_log) and fp32 D and delta bias, as the scan and state-update ops take them."""
+        return (self.frozen("A", lambda a: -torch.exp(a.float()), A_log),
+                self.frozen("D", lambda d: d.float(), D), self.frozen("dt_bias", lambda b: b.float(), dt_bias))
+
     # --- what a variant provides -------------------------------------------------------------
     def core(self, xc: Tensor, z: Tensor, return_state: bool) -> tuple[Tensor, Optional[Tensor]]:
         raise NotImplementedError

@@ -31,16 +31,13 @@ class DenseMamba(TokenMixer):
 
     def core(self, xc, z, return_state):
         dt, B, C = self._streams(xc)
-        A = -torch.exp(self.A_log.float())
-        y, h = torch.ops.swimbench.selective_scan(xc, dt, A, B, C, self.D.float(), z,
-                                                  self.dt_proj.bias.float(), True, return_state)
-        return y, h
+        A, D, bias = self.ssm_constants(self.A_log, self.D, self.dt_proj.bias)
+        return torch.ops.swimbench.selective_scan(xc, dt, A, B, C, D, z, bias, True, return_state)
 
     def core_step(self, xc, z, ssm_state):
         dt, B, C = self._streams(xc)
-        A = -torch.exp(self.A_log.float())
-        return selective_state_update(ssm_state, xc, dt, A, B, C, self.D.float(), z,
-                                      self.dt_proj.bias.float(), True)
+        A, D, bias = self.ssm_constants(self.A_log, self.D, self.dt_proj.bias)
+        return selective_state_update(ssm_state, xc, dt, A, B, C, D, z, bias, True)
 
     @torch.no_grad()
     def load_mamba(self, m: nn.Module) -> "DenseMamba":

@@ -1,8 +1,16 @@
-"""Token dispatch for mixture-of-experts layers, the way a real MoE does it: token slots sorted by
-expert, each expert's slots through one grouped matrix product (torch._grouped_mm: one launch for
-all experts), results put back in token order. No host sync anywhere, so a decode step that uses
-it can be captured in a CUDA graph. Optional capacity: slots past an expert's capacity are dropped
-(moved after every kept slot, outside all groups, and given a zero result).
+"""Token dispatch for mixture-of-experts layers, two ways, chosen by the number of token slots
+(tokens x k) in a call (`path`):
+
+- sorted (`Dispatch`), the way a real MoE runs many tokens: slots sorted by expert, each expert's slots
+  through one grouped matrix product (torch._grouped_mm: one launch for all experts), results put back
+  in token order;
+- gathered (`Gathered`), for a handful of slots (decode at small batch): each slot through its
+  expert's matrix read by index (swimbench::gather_mm), slots left in token order. No sort, gather or
+  scatter: those are a dozen launches, which at batch 1 cost more than the arithmetic.
+
+Both read each chosen expert's weights once, neither syncs with the host, so a decode step that uses
+them can be captured in a CUDA graph. Optional capacity: slots past an expert's capacity (in token
+order) are dropped and given a zero result.
 """
 from __future__ import annotations
 
@@ -11,9 +19,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..kernels.combine import combine as combine_op
+from ..kernels.gather_mm import gather_mm
 
 
 def _aligned(t: Tensor) -> bool:
@@ -39,9 +49,55 @@ def grouped_mm(x: Tensor, w: Tensor, offs: Tensor) -> Tensor:
     return out
 
 
-def slots_per_expert(capacity_factor: float, tokens: int, k: int, experts: int) -> int:
-    """An expert's capacity: capacity_factor times its share of the T k slots, at least one."""
-    return max(1, math.ceil(capacity_factor * tokens * k / experts))
+# The most slots the gathered path takes (one tile of rows in its kernel). Measured on the H200: at
+# batch 1 to 64 slots it beats the sorted path at every E (docs/performance.md, issue 11).
+GATHER_SLOTS = 64
+
+
+def path(slots: int) -> str:
+    """How a call with `slots` token slots is dispatched: "gathered" or "sorted"."""
+    return "gathered" if slots <= GATHER_SLOTS else "sorted"
+
+
+def capacity_of(capacity_factor: Optional[float], slots: int, experts: int) -> int:
+    """Slots an expert keeps: ceil(factor x its fair share), at least one."""
+    return max(1, math.ceil(capacity_factor * slots / experts))
+
+
+def dispatch(idx: Tensor, experts: int, capacity_factor: Optional[float] = None):
+    """The dispatch of a routing decision idx (T, k), by `path`."""
+    cls = Gathered if path(idx.numel()) == "gathered" else Dispatch
+    return cls.build(idx, experts, capacity_factor)
+
+
+@dataclass
+class Gathered:
+    """Slots in token order (slot t k + j), each through its expert's matrix by index. The same methods
+    as `Dispatch`, so a layer does not know which path it runs."""
+    idx: Tensor                   # (T, k)
+    capacity: int                 # 0: nothing drops
+
+    @classmethod
+    def build(cls, idx: Tensor, experts: int, capacity_factor: Optional[float] = None) -> "Gathered":
+        cap = 0 if capacity_factor is None else capacity_of(capacity_factor, idx.numel(), experts)
+        return cls(idx, cap)
+
+    def gather(self, x: Tensor) -> Tensor:
+        """x (T, K): the slots read their token's row in place."""
+        return x
+
+    def mm(self, xs: Tensor, w: Tensor, gelu: bool = False) -> Tensor:
+        """Token rows (T, K) or slot rows (T k, K) through each slot's expert -> (T k, N); dropped slots
+        give zeros."""
+        return gather_mm(xs, w, self.idx, self.capacity, gelu)
+
+    def positions(self) -> Tensor:
+        T, k = self.idx.shape
+        return torch.arange(T * k, device=self.idx.device).view(T, k)
+
+    def scatter(self, ys: Tensor) -> Tensor:
+        """(T k, N) slot rows, already in token order -> (T, k, N)."""
+        return ys.view(*self.idx.shape, -1)
 
 
 @dataclass
@@ -69,7 +125,7 @@ class Dispatch:
         if capacity_factor is None and capacity is None:
             return cls(T, k, order, counts.cumsum(0, dtype=torch.int32), None)
         if capacity is None:
-            capacity = slots_per_expert(capacity_factor, T, k, experts)
+            capacity = capacity_of(capacity_factor, T * k, experts)
         start = counts.cumsum(0) - counts
         rank = torch.arange(T * k, device=idx.device) - start[flat[order]]   # place within its expert
         dropped = rank >= capacity
@@ -83,9 +139,11 @@ class Dispatch:
         """x (T, K) -> (T k, K), rows in expert order."""
         return x[self.order // self.k]
 
-    def mm(self, xs: Tensor, w: Tensor) -> Tensor:
+    def mm(self, xs: Tensor, w: Tensor, gelu: bool = False) -> Tensor:
         """Rows in expert order through each expert's (K, N) matrix; dropped rows give zeros."""
         out = grouped_mm(xs, w, self.offs)
+        if gelu:
+            out = F.gelu(out)
         return out if self.keep is None else torch.where(self.keep, out, 0)
 
     def positions(self) -> Tensor:

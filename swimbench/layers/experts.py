@@ -1,7 +1,7 @@
 """Per-expert SSM-parameter producers (x_proj_e, dt_proj_e) and how tokens reach them.
 
-Swimba computes only the k chosen experts per token, through the grouped-GEMM dispatch of
-dispatch.py. A separated MoE-SSM runs every expert on every token, so it needs no dispatch: one product
+Swimba computes only the k chosen experts per token, through the dispatch of dispatch.py. A
+separated MoE-SSM runs every expert on every token, so it needs no dispatch: one product
 against all experts' x_proj stacked, one batched product for dt_proj.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .base import init_dt_bias
-from .dispatch import Dispatch
+from .dispatch import dispatch
 
 
 class ExpertProjections(nn.Module):
@@ -33,8 +33,8 @@ class ExpertProjections(nn.Module):
 
     def selected(self, xc: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Streams of the chosen experts: xc (T, Di), idx (T, k) -> dt (T, k, Di) before bias,
-        B and C (T, k, N), through the grouped-GEMM dispatch."""
-        route = Dispatch.build(idx, self.x_w.shape[0])
+        B and C (T, k, N), through the dispatch (dispatch.py)."""
+        route = dispatch(idx, self.x_w.shape[0])
         dbl = route.mm(route.gather(xc), self.x_w)                          # (T k, R + 2N)
         dt = route.scatter(route.mm(dbl[:, :self.R], self.dt_w))            # (T, k, Di)
         _, B, C = self._split(route.scatter(dbl))
@@ -44,7 +44,7 @@ class ExpertProjections(nn.Module):
         """Streams of the chosen experts, left in the dispatch's expert order: xc (T, Di), idx (T, k) ->
         dt (T k, Di) before bias, B and C (T k, N) (views), and pos (T, k), the row of each token's
         stream. What `selected` returns, without its scatter back to token order."""
-        route = Dispatch.build(idx, self.x_w.shape[0])
+        route = dispatch(idx, self.x_w.shape[0])
         dbl = route.mm(route.gather(xc), self.x_w)                          # (T k, R + 2N)
         dt = route.mm(dbl[:, :self.R], self.dt_w)                           # (T k, Di)
         _, B, C = self._split(dbl)

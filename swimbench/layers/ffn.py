@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
-from .dispatch import Dispatch, combine
+from .dispatch import combine, dispatch
 from .router import Router
 
 
@@ -30,6 +29,6 @@ class SwitchFFN(nn.Module):
         flat = h.reshape(-1, h.shape[-1])
         gates, idx = self.router(flat)
         cf = self.capacity_factor if self.experts > 1 else None
-        route = Dispatch.build(idx, self.experts, cf)
-        mid = F.gelu(route.mm(route.gather(flat), self.w1))
+        route = dispatch(idx, self.experts, cf)
+        mid = route.mm(route.gather(flat), self.w1, gelu=True)
         return combine(gates, route.scatter(route.mm(mid, self.w2))).view(*lead, -1)

@@ -35,11 +35,10 @@ from typing import Callable, Optional
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..distributed import blocks
-from .dispatch import Dispatch, combine, slots_per_expert
+from .dispatch import Dispatch, capacity_of, combine
 from .experts import ExpertProjections
 from .ffn import SwitchFFN
 from .moe_mamba import MoEMamba
@@ -79,7 +78,7 @@ class ExpertExchange:
         return out
 
     def run(self, rows: Tensor, counts: Tensor, experts_fn: Callable[[Dispatch, Tensor], Tensor], width: int,
-            capacity_factor: Optional[float] = None, k: int = 1) -> Tensor:
+            capacity_factor: Optional[float] = None) -> Tensor:
         """rows (M, K): this rank's slots in expert order, counts (E,): slots per expert; experts_fn(route,
         rows) runs this rank's experts on rows grouped by them (through route.mm) -> (rows, width).
         Returns (M, width), the results in `rows`' order; zeros for slots dropped past an expert's capacity
@@ -97,8 +96,7 @@ class ExpertExchange:
         local = self.hi - self.lo
         if got.shape[0]:
             eids = torch.repeat_interleave(torch.arange(local).repeat(W), mine.reshape(-1)).to(rows.device)
-            capacity = (None if capacity_factor is None
-                        else slots_per_expert(capacity_factor, int(table.sum()) // k, k, E))
+            capacity = None if capacity_factor is None else capacity_of(capacity_factor, int(table.sum()), E)
             route = Dispatch.build(eids.view(-1, 1), local, capacity=capacity)
             back = route.scatter(experts_fn(route, route.gather(got))).view(got.shape[0], width)
         else:
@@ -122,7 +120,7 @@ class ExpertParallelFFN(_Sharded):
         self.w1, self.w2 = self.exchange.shard(ffn.w1), self.exchange.shard(ffn.w2)
 
     def _experts(self, route: Dispatch, rows: Tensor) -> Tensor:
-        return route.mm(F.gelu(route.mm(rows, self.w1)), self.w2)
+        return route.mm(route.mm(rows, self.w1, gelu=True), self.w2)
 
     def forward(self, h: Tensor) -> Tensor:
         lead = h.shape[:-1]
@@ -130,7 +128,7 @@ class ExpertParallelFFN(_Sharded):
         gates, idx = self.router(flat)
         route = Dispatch.build(idx, self.experts)
         cf = self.capacity_factor if self.experts > 1 else None
-        ys = self.exchange.run(route.gather(flat), _counts(route), self._experts, flat.shape[-1], cf, idx.shape[1])
+        ys = self.exchange.run(route.gather(flat), _counts(route), self._experts, flat.shape[-1], cf)
         return combine(gates, route.scatter(ys)).view(*lead, -1)
 
 

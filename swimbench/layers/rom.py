@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..config import LayerConfig
 from .dense import DenseMamba
-from .dispatch import Dispatch, combine
+from .dispatch import combine, dispatch
 from .router import Router
 
 
@@ -33,7 +33,7 @@ class RoutingMamba(DenseMamba):
         lead = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1])
         gates, idx = self.router(flat)
-        route = Dispatch.build(idx, self.cfg.experts)
+        route = dispatch(idx, self.cfg.experts)
         xz = combine(gates, route.scatter(route.mm(route.gather(flat), self.in_w)))   # (T, 2 Di)
         x_in, z = xz.view(*lead, -1).chunk(2, dim=-1)
         return x_in, z, (gates, route)

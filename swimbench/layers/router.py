@@ -5,7 +5,8 @@ dispatched experts and an untrained router's choices are arbitrary: `balanced` s
 to expert i mod E (every expert gets the same load), `skewed` draws each token's first expert
 from a power law (expert 0 takes about E^(-1/3) of the tokens: half of them at E = 8). The router's
 logits are computed in every mode, so its cost is the same; the gates are the softmax weights of
-the experts actually chosen. Forced patterns are pure device arithmetic (capturable in graphs).
+the experts actually chosen. The whole decision is one op (swimbench::route: one kernel on the GPU,
+capturable in graphs); its reference is kernels/route/naive.py.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-_GOLDEN = 0.6180339887498949
+from ..kernels import route
 
 
 class Router(nn.Module):
@@ -28,23 +29,8 @@ class Router(nn.Module):
         if self.proj is None:
             return x.new_ones(*lead, 1, dtype=torch.float32), torch.zeros(*lead, 1, dtype=torch.long,
                                                                          device=x.device)
-        probs = torch.softmax(self.proj(x).float(), dim=-1)
-        if self.routing == "learned":
-            gates, idx = probs.topk(self.top_k, dim=-1)
-        else:
-            idx = self._forced(lead, x.device)
-            gates = probs.gather(-1, idx)
-        return gates / gates.sum(-1, keepdim=True), idx
-
-    def _forced(self, lead, device) -> Tensor:
-        E, k = self.experts, self.top_k
-        t = torch.arange(lead.numel(), device=device).view(*lead, 1)
-        j = torch.arange(k, device=device)
-        if self.routing == "balanced":
-            return (t * k + j) % E
-        u = torch.frac((t.double() + 0.5) * _GOLDEN)                     # low-discrepancy in [0, 1)
-        first = (E * u ** 3).long().clamp_(max=E - 1)
-        return (first + j) % E
+        gates, idx = route(x.reshape(-1, x.shape[-1]), self.proj.weight, self.top_k, self.routing)
+        return gates.view(*lead, -1), idx.view(*lead, -1)
 
     def dense_gates(self, x: Tensor) -> Tensor:
         """The same choice as a dense (..., E) weight vector, zero for the experts not chosen."""

@@ -28,14 +28,13 @@ class Separated(TokenMixer):
         E = self.cfg.experts
         gates = self.router.dense_gates(xc)
         dt, B, C = self.experts.every(xc.reshape(b * l, Di))
-        A = -torch.exp(self.A_log.float())
+        A, D, bias = self.ssm_constants(self.A_log, self.D, self.experts.dt_b)
         return torch.ops.swimbench.separated_scan(
             xc, dt.view(b, l, E, Di), A, B.view(b, l, E, -1), C.view(b, l, E, -1), gates,
-            self.D.float(), z, self.experts.dt_b.float(), True, return_state)
+            D, z, bias, True, return_state)
 
     def core_step(self, xc, z, ssm_state):
         gates = self.router.dense_gates(xc)
         dt, B, C = self.experts.every(xc)
-        A = -torch.exp(self.A_log.float())
-        return separated_state_update(ssm_state, xc, dt, A, B, C, gates, self.D.float(), z,
-                                      self.experts.dt_b.float(), True)
+        A, D, bias = self.ssm_constants(self.A_log, self.D, self.experts.dt_b)
+        return separated_state_update(ssm_state, xc, dt, A, B, C, gates, D, z, bias, True)

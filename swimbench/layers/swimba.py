@@ -31,15 +31,14 @@ class Swimba(TokenMixer):
         T = b * l
         gates, idx = (t.reshape(T, -1) for t in self.router(xc))
         dt, B, C, pos = self.experts.routed(xc.reshape(T, Di), idx)
-        delta, bc = torch.ops.swimbench.swimba_mix(dt, B, C, pos, gates, idx, self.experts.dt_b.float(), True)
+        A, D, bias = self.ssm_constants(self.A_log, self.D, self.experts.dt_b)
+        delta, bc = torch.ops.swimbench.swimba_mix(dt, B, C, pos, gates, idx, bias, True)
         bc = bc.view(b, l, 2, -1)
-        A = -torch.exp(self.A_log.float())
         return torch.ops.swimbench.selective_scan(xc, delta.view(b, l, Di), A, bc[:, :, 0], bc[:, :, 1],
-                                                  self.D.float(), z, None, False, return_state)
+                                                  D, z, None, False, return_state)
 
     def core_step(self, xc, z, ssm_state):
         gates, idx = self.router(xc)
         dt, B, C = self.experts.selected(xc, idx)
-        A = -torch.exp(self.A_log.float())
-        return swimba_state_update(ssm_state, xc, dt, A, B, C, gates, idx, self.D.float(), z,
-                                   self.experts.dt_b.float(), True)
+        A, D, bias = self.ssm_constants(self.A_log, self.D, self.experts.dt_b)
+        return swimba_state_update(ssm_state, xc, dt, A, B, C, gates, idx, D, z, bias, True)

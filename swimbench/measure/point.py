@@ -8,6 +8,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..layers import dispatch
 from ..stats import summarize
 from ..sweeps.spec import MeasureSettings, Point, Sweep
 from . import workload
@@ -28,6 +29,14 @@ def identity(point: Point) -> dict:
 class Measured:
     row: dict
     samples: dict               # raw per-sample times, for samples.jsonl
+
+
+def dispatch_path(model, slots: int) -> Optional[str]:
+    """How the model's routed experts are reached for `slots` token slots (layers/dispatch.py's rule),
+    None when no layer dispatches tokens to experts."""
+    if not any(hasattr(layer, "expert_parameters") for layer in getattr(model, "layers", [])):
+        return None
+    return dispatch.path(slots)
 
 
 def kernels_of(call) -> Optional[int]:
@@ -135,6 +144,7 @@ class PointMeasurer:
         self._label(f"{point.key}/prefill-energy")
         row.update(self._energy(forward, tokens, ps.median, "prefill"))
         row["prefill_kernels"] = kernels_of(forward)
+        row["prefill_dispatch"] = dispatch_path(model, tokens * cfg.top_k)
         del x, eager, forward
         if self.cuda:
             torch.cuda.empty_cache()            # the prefill graph's pool goes before decode
@@ -162,6 +172,7 @@ class PointMeasurer:
         self._label(f"{point.key}/decode-energy")
         row.update(self._energy(step, point.batch, ds.median / 1e3, "decode"))
         row["decode_kernels"] = kernels_of(step)
+        row["decode_dispatch"] = dispatch_path(model, point.batch * cfg.top_k)
         self._label("idle")
 
         if self.nvml is not None:

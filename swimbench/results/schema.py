@@ -189,6 +189,8 @@ DECLARED: tuple[Column, ...] = (
     C("prefill_x_floor", FLOAT, None, "prefill_ms over prefill_floor_ms"),
     C("prefill_floor_bound", STR, None, "memory or compute: the floor's larger term"),
     C("prefill_kernels", INT, None, "CUDA kernels in the forward's graph (graph mode only)"),
+    C("prefill_dispatch", STR, None, "routed experts' path: sorted (grouped GEMM) or gathered (by index); "
+      "empty for designs that dispatch nothing"),
     C("prefill_peak_mib", FLOAT, "MiB", "peak allocated memory over prefill, weights included (GPU only)"),
     # decode: one token's step with its cache
     C("decode_mode", STR, None, "graph (CUDA-graph replays) or eager (calls)"),
@@ -210,6 +212,7 @@ DECLARED: tuple[Column, ...] = (
     C("decode_x_floor", FLOAT, None, "decode_us over decode_floor_us"),
     C("decode_floor_bound", STR, None, "memory or compute: the floor's larger term"),
     C("decode_kernels", INT, None, "CUDA kernels in the step's graph (graph mode only)"),
+    C("decode_dispatch", STR, None, "routed experts' path in the step, as prefill_dispatch"),
     C("decode_peak_mib", FLOAT, "MiB", "peak allocated memory over decode, cache and graph pool included "
       "(GPU only)"),
     # energy (GPU with NVML only)
