@@ -229,8 +229,12 @@ def steps():
 @torch.no_grad()
 def profile():
     from torch.profiler import ProfilerActivity, profile as prof_
-    for variant, E, k in (("mamba_ssm", 1, 1), ("dense", 1, 1), ("swimba", 8, 1), ("swimba", 8, 2),
-                          ("separated", 8, 1), ("moe_mamba", 8, 1), ("rom", 8, 1)):
+    from swimbench import mamba_ref
+    designs = (("dense", 1, 1), ("swimba", 8, 1), ("swimba", 8, 2), ("separated", 8, 1), ("moe_mamba", 8, 1),
+               ("rom", 8, 1))
+    if mamba_ref.has_cuda_scan():
+        designs = (("mamba_ssm", 1, 1), *designs)
+    for variant, E, k in designs:
         for b in (1, 16):
             layer, cfg = layer_of(variant, E, k)
             x = torch.randn(b, 1, cfg.d_model, device=DEV, dtype=DT)

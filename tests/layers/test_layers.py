@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from swimbench.layers import dispatch
+
 from swimbench import mamba_ref
 from swimbench.config import LayerConfig
 from swimbench.kernels import selective_scan, swimba_scan
@@ -80,22 +82,49 @@ def test_dense_matches_mamba_ssm(mamba_reference_path, dtype, kernels, monkeypat
 @pytest.mark.parametrize("kernels", ["reference", "triton"])
 @pytest.mark.parametrize("variant,E,k", MOE)
 def test_decode_reproduces_prefill(variant, E, k, kernels, monkeypatch):
-    # With "triton" the layer runs the fused kernels (interpreted here), prefill and decode alike.
+    # With "triton" the layer runs the fused kernels (interpreted here), prefill and decode alike. The
+    # full prefill has more token slots than the gathered path takes (sorted dispatch), the steps a few
+    # (gathered): the two dispatch paths must agree.
     monkeypatch.setenv("SWIMBENCH_KERNELS", "auto" if kernels == "triton" else "reference")
     layer = _randomise(build_layer(_cfg(variant, E, k)))
-    x = torch.randn(2, 13, SMALL["d_model"])
+    L = 37
+    x = torch.randn(2, L, SMALL["d_model"])
+    if variant in ("swimba", "moe_mamba", "rom"):
+        assert dispatch.path(2 * L * k) == "sorted" and dispatch.path(2 * k) == "gathered"
     with torch.no_grad():
         full = layer(x)
         cache = layer.allocate_cache(2)
         cache.ssm.fill_(float("nan"))        # step must not read a state that prefill did not write
         cache.conv.fill_(float("nan"))
-        head = layer(x[:, :7], cache)
-        tail = torch.cat([layer.step(x[:, t:t + 1], cache) for t in range(7, 13)], dim=1)
+        head = layer(x[:, :31], cache)
+        tail = torch.cat([layer.step(x[:, t:t + 1], cache) for t in range(31, L)], dim=1)
         empty = layer.allocate_cache(2)
-        steps = torch.cat([layer.step(x[:, t:t + 1], empty) for t in range(13)], dim=1)
-    assert rel_err(head, full[:, :7]) < 1e-6
-    assert rel_err(tail, full[:, 7:]) < 1e-5
+        steps = torch.cat([layer.step(x[:, t:t + 1], empty) for t in range(L)], dim=1)
+    assert rel_err(head, full[:, :31]) < 1e-6
+    assert rel_err(tail, full[:, 31:]) < 1e-5
     assert rel_err(steps, full) < 1e-5
+
+
+def test_step_constants_follow_their_parameters():
+    """A, D and the delta bias are kept between calls, and made again once a parameter changes."""
+    layer = _randomise(build_layer(_cfg("swimba", 3, 1)))
+    x = torch.randn(2, 1, SMALL["d_model"])
+    with torch.no_grad():
+        cache = layer.allocate_cache(2)
+        state = torch.randn_like(cache.ssm)         # A acts on the state: from zero one step ignores it
+        cache.ssm.copy_(state)
+        y0 = layer.step(x, cache)
+        A0 = layer.ssm_constants(layer.A_log, layer.D, layer.experts.dt_b)[0]
+        assert A0 is layer.ssm_constants(layer.A_log, layer.D, layer.experts.dt_b)[0]
+        layer.A_log.mul_(0.5)
+        A1 = layer.ssm_constants(layer.A_log, layer.D, layer.experts.dt_b)[0]
+        assert torch.allclose(A1, -torch.exp(layer.A_log))
+        cache.zero_()
+        cache.ssm.copy_(state)
+        assert not torch.allclose(layer.step(x, cache), y0)
+    # with autograd on, nothing is kept: gradients reach A_log
+    layer.ssm_constants(layer.A_log, layer.D, layer.experts.dt_b)[0].sum().backward()
+    assert layer.A_log.grad is not None
 
 
 def _dense_and(variant):
