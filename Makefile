@@ -6,8 +6,13 @@ BIN    := $(VENV)/bin
 # On a CPU machine, take the CPU build of torch (a plain `torch` requirement pulls a multi-GB CUDA
 # build). Skipped when the venv already imports a torch, e.g. one made with --system-site-packages.
 TORCH_CPU ?= torch==2.13.0
-# mamba-ssm, our reference and comparator, builds on a CPU machine only this way (shared/wheels).
+# mamba-ssm, our reference and comparator, builds on a CPU machine only this way (shared/wheels),
+# and without its dependencies: they are tilelang, nvidia-cutlass-dsl, quack-kernels, transformers...
+# (GBs a CPU machine never runs). What its package imports, beside torch, triton and einops (in
+# pyproject.toml), is huggingface_hub (Mamba2's hub mixin); swimbench/mamba_ref.py copes with the
+# rest being absent (transformers: only its language model needs it).
 MAMBA     ?= mamba-ssm==2.3.2.post1
+MAMBA_DEPS ?= huggingface_hub
 
 .PHONY: install run flops test gate lint clean
 
@@ -19,7 +24,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_CPU)"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
-	    $(BIN)/python -m pip install -q --no-build-isolation "$(MAMBA)"
+	    $(BIN)/python -m pip install -q --no-build-isolation --no-deps "$(MAMBA)"
+	$(BIN)/python -m pip install -q $(MAMBA_DEPS)
+	$(BIN)/python -c "from swimbench import mamba_ref; mamba_ref.Mamba(); mamba_ref.selective_scan_ref()"
 	touch $@
 
 run: install

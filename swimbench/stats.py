@@ -90,6 +90,16 @@ class Estimate:
     lo: Optional[float] = None
     hi: Optional[float] = None
     samples: Optional[np.ndarray] = None
+    # True when the interval spans the medians of repeated runs (`latency --repeats`) and the samples
+    # are those medians: the spread between runs, not the noise within one
+    between_runs: bool = False
+
+    @property
+    def spread(self) -> Optional[float]:
+        """The interval's width over the value (None without an interval or a positive value)."""
+        if not self.has_interval or not self.value > 0:
+            return None
+        return (self.hi - self.lo) / self.value
 
     @property
     def has_interval(self) -> bool:
@@ -98,7 +108,7 @@ class Estimate:
     def scaled(self, factor: float) -> "Estimate":
         return Estimate(self.value * factor, None if self.lo is None else self.lo * factor,
                         None if self.hi is None else self.hi * factor,
-                        None if self.samples is None else self.samples * factor)
+                        None if self.samples is None else self.samples * factor, self.between_runs)
 
 
 def average_ranks(x) -> np.ndarray:

@@ -21,6 +21,11 @@ def pytest_report_header(config):
     return f"swimbench: SWIMBENCH_SEED={SEED}  TRITON_INTERPRET={os.environ['TRITON_INTERPRET']}"
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The seed again at the end, which `pytest -q` (make test) shows although it hides the header."""
+    terminalreporter.write_line(f"swimbench: SWIMBENCH_SEED={SEED} reproduces this run's random inputs")
+
+
 @pytest.fixture
 def triton_ops(monkeypatch):
     """The custom ops dispatch as in production: the Triton kernels (interpreted on the CPU)."""

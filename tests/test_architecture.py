@@ -14,13 +14,14 @@ RANKS = {
     "designs": 1, "mamba_ref": 1, "stats": 1, "distributed": 1,
     "config": 2,
     "layers": 3,
-    "flops": 4, "sweeps.spec": 4,
-    "measure": 5,
-    "sweeps": 6, "results": 6,
-    "gate": 7,
-    "report": 8,
-    "cli": 9,
-    "__main__": 10,
+    "models": 4,
+    "flops": 5, "sweeps.spec": 5,
+    "measure": 6,
+    "sweeps": 7, "results": 7,
+    "gate": 8,
+    "report": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 
 

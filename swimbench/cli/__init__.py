@@ -1,18 +1,37 @@
 """The `swimbench` command. Each subcommand lives in its own module and registers on `app`."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
-import typer
 
-from .errors import Abort, ClickException
+def _interrupted_at_start(signum, frame):      # Ctrl-C while torch and the rest import: no traceback
+    os.write(2, b"swimbench: interrupted during start-up\n")
+    os._exit(130)
+
+
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_at_start)
+
+import typer  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from .errors import Abort, ClickException  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark and profile mixture-of-experts state-space models.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"swimbench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root():
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
     """Benchmark and profile mixture-of-experts state-space models."""
 
 
@@ -22,14 +41,25 @@ from . import report as _report  # noqa: E402,F401
 from . import gate as _gate  # noqa: E402,F401
 from . import latency as _latency  # noqa: E402,F401
 from . import ep as _ep  # noqa: E402,F401
+from . import generate as _generate  # noqa: E402,F401
+
+
+EXIT_IO = 74            # sysexits' EX_IOERR: the disk failed mid-run (full, read-only, gone)
 
 
 def main(argv=None) -> None:
     """Entry point: bad input ends in one line naming the flag, with exit status 2, never a traceback."""
+    interrupted = []
+
+    def interrupt(signum, frame):        # outside a sweep (which handles its own): say so, exit 130
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+    if signal.getsignal(signal.SIGINT) in (_interrupted_at_start, signal.default_int_handler):
+        signal.signal(signal.SIGINT, interrupt)
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="swimbench", standalone_mode=False)
-    except Abort:
+    except (Abort, KeyboardInterrupt):
         print("swimbench: aborted", file=sys.stderr)
         sys.exit(130)
     except ClickException as e:
@@ -37,6 +67,15 @@ def main(argv=None) -> None:
         if msg:  # empty when help was printed instead (no command given)
             print(f"swimbench: error: {msg}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except OSError as e:      # a disk that fills or goes away mid-run: the files written so far stay
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"swimbench: error: cannot write or read{where}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(EXIT_IO)
+    finally:
+        if signal.getsignal(signal.SIGINT) is interrupt:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if rv == 130 and interrupted:          # typer turns Ctrl-C into a silent exit status 130
+        print("swimbench: interrupted", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -1,7 +1,10 @@
 """Validation that reports bad input as one line naming the flag and what it accepts."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import math
+import tempfile
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
 
 import typer
 
@@ -38,10 +41,17 @@ def one_of(flag: str, values: Iterable[str], allowed: Sequence[str]) -> list[str
     return out
 
 
+def finite(flag: str, value: float, lo: float, hi: float) -> float:
+    """A finite number from lo to hi (inf and nan are refused: they overflow every size made from them)."""
+    if value is None or not math.isfinite(value) or not lo <= value <= hi:
+        raise bad(flag, value, f"a finite number from {lo:g} to {hi:g}")
+    return value
+
+
 def split_ints(flag: str, values) -> list[int]:
-    """Integers from repeated flags or comma/space-separated lists."""
+    """Integers from repeated flags or comma/space-separated lists; an empty list is refused."""
     out = []
-    for v in split_strs(values):
+    for v in split_strs(values, flag):
         try:
             out.append(int(v))
         except ValueError:
@@ -49,6 +59,56 @@ def split_ints(flag: str, values) -> list[int]:
     return out
 
 
-def split_strs(values) -> list[str]:
-    """Words from repeated flags or comma/space-separated lists."""
-    return [v for item in values for v in str(item).replace(",", " ").split()]
+def split_strs(values, flag: Optional[str] = None) -> list[str]:
+    """Words from repeated flags or comma/space-separated lists; with `flag`, an empty list is refused."""
+    out = [v for item in values for v in str(item).replace(",", " ").split()]
+    if flag is not None and not out:
+        raise bad(flag, ",".join(map(str, values)), "a non-empty list, e.g. 1,2,4")
+    return out
+
+
+# --- outputs: checked before any work starts, written so that a failure leaves no partial file ------
+def _unwritable(directory: Path) -> Optional[str]:
+    """Why files cannot be created in `directory` (made if missing), or None: by trying, since
+    permissions, read-only file systems and /proc all answer only then."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def writable_dir(flag: str, path: Path) -> Path:
+    """A directory the command can write into (created if missing)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise bad(flag, str(path), "a directory (this is an existing file)")
+    why = _unwritable(path)
+    if why is not None:
+        raise bad(flag, str(path), f"a directory this process can write ({why})")
+    return path
+
+
+def writable_file(flag: str, path: Path) -> Path:
+    """A regular file the command can (over)write, in a directory it can write."""
+    path = Path(path)
+    if path.is_dir():
+        raise bad(flag, str(path), "a file name (this is a directory)")
+    if path.exists() and not path.is_file():
+        raise bad(flag, str(path), "a regular file (this is a device, pipe or socket)")
+    why = _unwritable(path.parent)
+    if why is not None:
+        raise bad(flag, str(path), f"a file in a directory this process can write ({why})")
+    return path
+
+
+def write_output(flag: str, path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a full disk or a vanished directory leaves the old file (or
+    none), never a truncated one, and ends in one line naming the flag."""
+    from ..results.atomic import atomic_write_text
+    try:
+        atomic_write_text(Path(path), text)
+    except OSError as e:
+        raise bad(flag, str(path), f"a file that can be written ({e.strerror or e})") from None

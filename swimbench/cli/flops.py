@@ -17,13 +17,16 @@ if TYPE_CHECKING:
 
 from .. import designs
 from ..config import Reference
+from ..models.presets import PRESETS
 from . import app
-from .errors import bad, in_range, one_of, positive, split_ints, split_strs
+from ..sweeps.spec import problem, top_k_rule
+from .errors import bad, in_range, one_of, split_ints, split_strs, write_output, writable_file
 
 FORMATS = ("table", "csv", "json")
 PHASES = ("prefill", "decode")
 MATCH_TOLERANCE_PCT = 1.0
 ALIGNS = (1, 2, 4, 8, 16, 32, 64)
+MAX_TRACED = 4096        # seq and batch of the traced forward
 CONVENTION = ("FLOPs per token, 2 per multiply-add (a lone multiply counts as one multiply-add; "
               "additions outside a multiply and exp/softplus/silu are not counted). fvcore counts "
               "one per multiply-add and is doubled here; FlopCounterMode counts two.")
@@ -36,27 +39,32 @@ TABLE_COLUMNS = ["variant", "experts", "top_k", "d_inner", "params_total", "para
 
 
 def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
-           capacity_factor, ffn_mult):
-    positive("--d-model", d_model)
-    positive("--expand", expand)
-    in_range("--d-state", d_state, 1, 256)
-    in_range("--d-conv", d_conv, 1, 8)
-    for e in experts:
-        positive("--experts", e)
-    positive("--top-k", top_k)
-    if top_k > min(experts):
-        raise bad("--top-k", top_k, f"an integer from 1 to the smallest --experts ({min(experts)})")
+           capacity_factor, ffn_mult) -> list[int]:
+    """The flags' values, checked by the rules `latency` uses for the same settings (sweeps/spec.py);
+    returns the expert counts that stay (those below --top-k are left out, as `latency` leaves them)."""
+    for flag, field, value in (("--d-model", "d_model", d_model), ("--expand", "expand", expand),
+                               ("--d-state", "d_state", d_state), ("--d-conv", "d_conv", d_conv),
+                               ("--experts", "experts", tuple(experts)), ("--top-k", "top_k", (top_k,)),
+                               ("--capacity-factor", "capacity_factor", capacity_factor),
+                               ("--ffn-mult", "ffn_mult", ffn_mult)):
+        allowed = problem(field, value)
+        if allowed is not None:
+            got = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            raise bad(flag, got, allowed)
+    allowed, _ = top_k_rule(experts, (top_k,))
+    if allowed is not None:
+        raise bad("--top-k", top_k, allowed)
     one_of("--variants", variants, designs.names())
-    positive("--seq", seq)
-    positive("--batch", batch)
+    in_range("--seq", seq, 1, MAX_TRACED)
+    in_range("--batch", batch, 1, MAX_TRACED)
+    if seq * batch * d_model > MAX_TRACED * 256:
+        raise bad("--seq", seq, f"a traced forward of at most {MAX_TRACED * 256:,} values (seq x batch x "
+                                f"d-model; FLOPs per token do not depend on them)")
     one_of("--match", [match], PHASES)
     one_of("--format", [fmt], FORMATS)
     if align not in ALIGNS:
         raise bad("--align", align, "one of " + ", ".join(map(str, ALIGNS)))
-    if not capacity_factor >= 1:
-        # Below 1 a balanced load drops tokens, which no shape-based count can see.
-        raise bad("--capacity-factor", capacity_factor, "a number >= 1")
-    positive("--ffn-mult", ffn_mult)
+    return [E for E in experts if E >= top_k]
 
 
 @app.command()
@@ -65,10 +73,10 @@ def flops(
     expand: int = typer.Option(2, help="Reference dense layer: d_inner = expand * d_model."),
     d_state: int = typer.Option(16, help="SSM state size N (1..256)."),
     d_conv: int = typer.Option(4, help="Causal conv width K (1..8)."),
-    experts: List[str] = typer.Option(["1", "2", "4", "8", "16", "32", "64"], "--experts", "-E",
+    experts: List[str] = typer.Option(["1", "2", "4", "8", "16", "32", "64"], "--experts", "-E", metavar="INT,...",
                                       help="Expert counts: repeat the flag or give a list, e.g. 1,4,16."),
     top_k: int = typer.Option(1, "--top-k", "-k", help="Experts per token."),
-    variants: List[str] = typer.Option(list(designs.names(default_only=True)), "--variants", "-v",
+    variants: List[str] = typer.Option(list(designs.names(default_only=True)), "--variants", "-v", metavar="NAME,...",
                                        help="Variants: " + ", ".join(designs.names())),
     seq: int = typer.Option(64, help="Sequence length of the traced forward (prefill)."),
     batch: int = typer.Option(1, help="Batch of the traced forward."),
@@ -78,29 +86,49 @@ def flops(
     ffn_mult: int = typer.Option(1, help="MoE-Mamba: expert FFN width d_ff = ffn_mult * d_inner."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the result to FILE."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="A whole language model instead of one layer: "
+                                             + ", ".join(PRESETS) + " (its d_model; analytic counts)."),
 ):
-    """FLOPs per token of each design, FLOP-matched to the dense Mamba layer."""
+    """FLOPs per token of each design, FLOP-matched to the dense Mamba layer (or a whole model, --model)."""
     from ..flops.table import FlopsRequest, rows   # heavy imports only once the input is valid
 
     experts = split_ints("--experts", experts)
-    variants = split_strs(variants)
-    _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
-           capacity_factor, ffn_mult)
-    ref = Reference(d_model, expand, d_state, d_conv)
-    req = FlopsRequest(ref, tuple(experts), top_k, tuple(variants), seq, batch, match, align,
-                       capacity_factor, ffn_mult)
+    variants = split_strs(variants, "--variants")
+    if model is not None:
+        one_of("--model", [model], tuple(PRESETS))
+        d_model = PRESETS[model].d_model
+    kept = _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
+                  capacity_factor, ffn_mult)
+    if out is not None:
+        writable_file("--out", out)
+    if model is not None:
+        _model_table(model, expand, d_state, d_conv, kept, top_k, variants, align, capacity_factor, ffn_mult,
+                     fmt, out)
+        return
     console = Console(stderr=True)
+    left_out = [E for E in experts if E not in kept]
+    if left_out and any(designs.get(v).experts for v in variants):
+        console.print(f"note: --experts {','.join(map(str, left_out))} left out for the routed variants: "
+                      f"fewer experts than --top-k {top_k}")
+    ref = Reference(d_model, expand, d_state, d_conv)
+    req = FlopsRequest(ref, tuple(kept), top_k, tuple(variants), seq, batch, match, align,
+                       capacity_factor, ffn_mult)
+    total = sum(len(kept) if designs.get(v).experts else 1 for v in variants)
+    done = []
+
+    def progress(r):      # on stderr, line by line, so that a pipe or a log sees the count advance
+        done.append(r)
+        console.print(f"counted {len(done)}/{total}: {r['variant']} E={r['experts']}", highlight=False)
     try:
-        with console.status("counting FLOPs...") as status:
-            result = rows(req, on_row=lambda r: status.update(f"counted {r['variant']} E={r['experts']}"))
+        result = rows(req, on_row=progress)
     except ValueError as e:        # a variant that cannot be matched (e.g. too many active experts)
         raise bad("--top-k", top_k, f"a value the variants can match ({e})") from None
     text = _render(result, req, fmt)
     if text is not None:
         sys.stdout.write(text)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text if text is not None else _render(result, req, "csv"))
+        write_output("--out", out, text if text is not None else _render(result, req, "csv"))
     if not all(r["counters_agree"] for r in result):
         console.print("[red]warning: the three FLOP counts disagree by more than 1% on some rows[/]")
     worst = max(result, key=lambda r: abs(r["mismatch_pct"]))
@@ -133,3 +161,54 @@ def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:
                       f"{r['flops_torch'] / 1e6:,.3f}", f"{r['mismatch_pct']:+.2f}%")
     Console().print(table)
     return None
+
+
+MODEL_COLUMNS = ["variant", "experts", "top_k", "d_inner", "params_total", "params_active", "flops_per_token",
+                 "mismatch_pct"]
+
+
+def _model_table(preset, expand, d_state, d_conv, experts, top_k, variants, align, capacity_factor, ffn_mult,
+                 fmt, out) -> None:
+    """`flops --model`: the whole model of each design, every block FLOP-matched to dense's."""
+    from ..flops.model import ModelDims, size_model
+    dims = ModelDims.of(preset)
+    result = []
+    for variant in variants:
+        for E in (experts if designs.get(variant).experts else (1,)):
+            k = min(top_k, E)
+            try:
+                m = size_model(dims, variant, E, k, expand, d_state, d_conv, align, routing="balanced",
+                               capacity_factor=capacity_factor, ffn_mult=ffn_mult)
+            except ValueError as e:
+                raise bad("--top-k", top_k, f"a value the variants can match ({e})") from None
+            result.append({"variant": variant, "experts": E, "top_k": k, "d_inner": m.config.mixer.d_inner,
+                           "params_total": m.params_total, "params_active": m.params_active,
+                           "flops_per_token": m.flops_per_token, "mismatch_pct": m.mismatch_pct,
+                           "mixer_flops_per_token": m.mixer_flops_per_token,
+                           "head_flops_per_token": m.head_flops_per_token})
+    head = {"model": preset, "d_model": dims.d_model, "n_layer": dims.n_layer, "vocab_size": dims.padded_vocab,
+            "matched": "prefill", "convention": CONVENTION + " The model: n_layer mixers and the tied LM head "
+            "(d_model x vocab multiply-adds per token); the embedding lookup and the norms are not counted."}
+    if fmt == "table":
+        table = Table(title=f"Whole model {preset}: D={dims.d_model}, {dims.n_layer} layers, vocab "
+                            f"{dims.padded_vocab:,}; GFLOPs per token, every block FLOP-matched to dense",
+                      caption=head["convention"], box=box.SIMPLE_HEAD, pad_edge=False)
+        for c, h in (("variant", "variant"), ("experts", "E"), ("top_k", "k"), ("d_inner", "Di"),
+                     ("params_total", "params"), ("params_active", "active"), ("flops_per_token", "GFLOP/tok"),
+                     ("mismatch_pct", "vs dense")):
+            table.add_column(h, justify="left" if c == "variant" else "right")
+        for r in result:
+            table.add_row(r["variant"], str(r["experts"]), str(r["top_k"]), str(r["d_inner"]),
+                          f"{r['params_total'] / 1e6:,.1f}M", f"{r['params_active'] / 1e6:,.1f}M",
+                          f"{r['flops_per_token'] / 1e9:,.4f}", f"{r['mismatch_pct']:+.2f}%")
+        Console().print(table)
+        text = None
+    elif fmt == "csv":
+        text = pd.DataFrame(result)[MODEL_COLUMNS].to_csv(index=False)
+    else:
+        text = json.dumps({**head, "rows": result}, indent=2) + "\n"
+    if text is not None:
+        sys.stdout.write(text)
+    if out is not None:
+        write_output("--out", out,
+                     text if text is not None else pd.DataFrame(result)[MODEL_COLUMNS].to_csv(index=False))

@@ -6,6 +6,7 @@ FLOP counts of the current code with a baseline file in profiles/baselines/. Doc
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,13 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from . import app
-from .errors import ClickException, UsageError, bad
+from .errors import ClickException, UsageError, bad, writable_file
 
 EXIT_REGRESSED, EXIT_BASELINE, EXIT_MACHINE = 1, 3, 4
 EXIT_HELP = ("Exit status: 0 nothing regressed; 1 a metric regressed, a FLOP count changed or a "
              "configuration failed; 2 bad command line or unreadable RESULTS; 3 baseline missing, "
              "unreadable or not for these results; 4 RESULTS measured on another GPU than the baseline.")
 SHOW = ("all", "changes")
+FORMATS = ("table", "json")
 VERDICT_STYLE = {"ok": "green", "regressed": "bold red", "changed": "bold red", "failed": "bold red",
                  "noise": "yellow", "improved": "cyan"}
 
@@ -111,6 +113,7 @@ def gate(
                                         "(e.g. prefill_ms where absolute times are not comparable)."),
     alpha: float = typer.Option(0.01, help="Significance level of the rank test on the raw samples."),
     show: str = typer.Option("all", help="Rows of the table: all, or changes (all but ok)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="The verdict on stdout: table, or json for CI."),
 ):
     """Compare results with a baseline; exit 1 when something regressed.
 
@@ -122,13 +125,17 @@ def gate(
         raise bad("--alpha", alpha, "a number between 0 and 1")
     if show not in SHOW:
         raise bad("--show", show, "all or changes")
+    if fmt not in FORMATS:
+        raise bad("--format", fmt, "one of " + ", ".join(FORMATS))
+    if update:
+        writable_file("--baseline", baseline)
     kind, results_data = _results(results)
     console = Console(stderr=True)
     if update:
         _update(console, baseline, kind, results_data, results, skipped)
         return
     verdicts, label = _verdicts(console, baseline, kind, results_data, results, thresholds, alpha, skipped)
-    code = _report(verdicts, label, show)
+    code = _report(verdicts, label, show) if fmt == "table" else _json(verdicts, label)
     if code:
         raise typer.Exit(code)
 
@@ -165,7 +172,11 @@ def _verdicts(console, path, kind, data, results, thresholds, alpha, skipped=fro
             label = "the current code's FLOP counts"
         now, metrics = flop_gate.flop_rows(rows), tuple(m for m in FLOPS if m.name not in skipped)
     verdicts = compare(base.rows, now, metrics, thresholds, alpha)
-    if not any(v.metric is not STATUS for v in verdicts):
+    if kind == "run" and data.missing:      # planned and not measured: an interrupted run fails
+        planned = set(data.missing)
+        verdicts = [replace(v, verdict="failed", evidence="planned in metadata.json, no row in results.csv")
+                    if v.key in planned and v.verdict == "not measured" else v for v in verdicts]
+    if not any(v.metric is not STATUS or v.verdict == "failed" for v in verdicts):
         other = next((v for v in verdicts if v.verdict == "other config"), None)
         why = f" ({other.key}: {other.evidence})" if other is not None else ""
         raise BaselineProblem(f"baseline {path} shares no comparable configuration with {label}{why}")
@@ -201,6 +212,23 @@ def _report(verdicts, label: str, show: str) -> int:
     return EXIT_REGRESSED if failed else 0
 
 
+def _json(verdicts, label: str) -> int:
+    """The verdict for programs: PASS or FAIL, the counts, and every verdict with its numbers."""
+    from ..gate.compare import STATUS
+    failed = sum(v.failed for v in verdicts)
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    doc = {"verdict": "FAIL" if failed else "PASS", "exit": EXIT_REGRESSED if failed else 0,
+           "compared": label, "counts": counts,
+           "verdicts": [{"configuration": v.key, "metric": None if v.metric is STATUS else v.metric.name,
+                         "baseline": None if v.base is None else v.base.value,
+                         "now": None if v.now is None else v.now.value, "ratio": v.ratio, "limit": v.limit,
+                         "evidence": v.evidence, "verdict": v.verdict} for v in verdicts]}
+    typer.echo(json.dumps(doc, indent=2))
+    return doc["exit"]
+
+
 def _num(e, exact: bool) -> str:
     if e is None:
         return ""
@@ -229,7 +257,10 @@ def _update(console, path: Path, kind, data, results, skipped=frozenset()) -> No
         with console.status("counting FLOPs of the current code..."):
             rows = flop_gate.recount(base.request)
         doc = flops_doc(rows, base.request, "swimbench gate --update (a recount)")
-    write(path, doc)
+    try:
+        write(path, doc)
+    except OSError as e:
+        raise bad("--baseline", str(path), f"a file --update can write ({e.strerror or e})") from None
     ok = sum(r["status"] == "ok" for r in doc["rows"].values())
     where = f" measured on {doc.get('gpu') or doc.get('device')}" if doc["kind"] == "latency" else ""
     console.print(f"wrote {doc['kind']} baseline {path}: {ok} configurations{where}")

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from .. import designs
 from . import app
-from .errors import UsageError, bad, in_range, one_of, positive, split_ints, split_strs
+from .errors import (UsageError, bad, in_range, one_of, positive, split_ints, split_strs, write_output,
+                     writable_file)
 
 KERNELS = designs.bench_kernels()
 DTYPES = ("bf16", "fp16", "fp32")
@@ -27,13 +28,17 @@ UNITS = ("state updates: one token advancing one sequence's whole SSM state (b*l
 
 @app.command()
 def kernels(
-    kernel: List[str] = typer.Option(list(KERNELS), "--kernel", "-K", help="Kernels: " + ", ".join(KERNELS)),
-    batch: List[str] = typer.Option(["1", "8"], "--batch", "-b", help="Scan batch sizes, e.g. 1,8."),
-    length: List[str] = typer.Option(["8192"], "--length", "-l", help="Scan lengths, e.g. 8192,32768."),
-    step_batch: List[str] = typer.Option(["1", "128"], "--step-batch", help="Decode-step batch sizes."),
+    kernel: List[str] = typer.Option(list(KERNELS), "--kernel", "-K", metavar="NAME,...",
+                                     help="Kernels: " + ", ".join(KERNELS)),
+    batch: List[str] = typer.Option(["1", "8"], "--batch", "-b", metavar="INT,...", help="Scan batch sizes, e.g. 1,8."),
+    length: List[str] = typer.Option(["8192"], "--length", "-l", metavar="INT,...",
+                                     help="Scan lengths, e.g. 8192,32768."),
+    step_batch: List[str] = typer.Option(["1", "128"], "--step-batch", metavar="INT,...",
+                                         help="Decode-step batch sizes."),
     d_inner: int = typer.Option(4096, help="Channels per trajectory (per expert for separated)."),
     d_state: int = typer.Option(16, help="SSM state size N (1..256)."),
-    experts: List[str] = typer.Option(["8"], "--experts", "-E", help="Expert counts for swimba and separated."),
+    experts: List[str] = typer.Option(["8"], "--experts", "-E", metavar="INT,...",
+                                      help="Expert counts for swimba and separated."),
     top_k: int = typer.Option(2, "--top-k", "-k", help="Experts per token (Swimba's mixed streams)."),
     dtype: str = typer.Option("bf16", help="Input dtype: " + ", ".join(DTYPES)),
     mamba: bool = typer.Option(True, help="Also time mamba-ssm's kernels where importable."),
@@ -42,7 +47,7 @@ def kernels(
 ):
     """Time each kernel at each shape: median time, state updates/s, bytes moved, share of copy bandwidth,
     time over the floor the device's measured ceilings put under it."""
-    kernel_list = one_of("--kernel", split_strs(kernel), KERNELS)
+    kernel_list = one_of("--kernel", split_strs(kernel, "--kernel"), KERNELS)
     batches = [positive("--batch", b) for b in split_ints("--batch", batch)]
     lengths = [positive("--length", n) for n in split_ints("--length", length)]
     step_batches = [positive("--step-batch", b) for b in split_ints("--step-batch", step_batch)]
@@ -56,6 +61,8 @@ def kernels(
     positive("--rep", rep)
     if out is not None and out.suffix not in OUT_SUFFIXES:
         raise bad("--out", str(out), "a file ending in " + " or ".join(OUT_SUFFIXES))
+    if out is not None:
+        writable_file("--out", out)
 
     import torch
     if not torch.cuda.is_available():
@@ -88,14 +95,11 @@ def kernels(
                                  floor_bound=f.bound if f else None))
     _print(rows, ceilings, torch.cuda.get_device_name())
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
         df = pd.DataFrame(rows)
-        if out.suffix == ".csv":
-            df.to_csv(out, index=False)
-        else:
-            out.write_text(json.dumps(dict(device=torch.cuda.get_device_name(), copy_gbps=ceilings.gbps,
-                                           ceilings=ceilings.as_meta(), units=UNITS,
-                                           rows=df.to_dict("records")), indent=2) + "\n")
+        write_output("--out", out, df.to_csv(index=False) if out.suffix == ".csv" else
+                     json.dumps(dict(device=torch.cuda.get_device_name(), copy_gbps=ceilings.gbps,
+                                     ceilings=ceilings.as_meta(), units=UNITS,
+                                     rows=df.to_dict("records")), indent=2) + "\n")
 
 
 def _print(rows: list[dict], ceilings, device: str) -> None:

@@ -7,6 +7,8 @@ what is missing. Docs: docs/latency.md.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shlex
 import sys
@@ -21,9 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import designs
-from ..sweeps.spec import COMPARATOR, DTYPES, OPTIONS, SETTINGS, MeasureSettings, Sweep, problem
+from ..sweeps.spec import (COMPARATOR, DTYPES, OPTIONS, SETTINGS, MeasureSettings, Sweep, problem,
+                           top_k_rule)
 from . import app
-from .errors import UsageError, bad, split_ints, split_strs
+from .errors import UsageError, bad, split_ints, split_strs, writable_dir
 from .launch import launch, rank_device
 
 # option name (the function parameter) -> the field of Sweep or MeasureSettings it sets: the settings'
@@ -32,7 +35,7 @@ FIELDS = OPTIONS
 _TYPES = {f.name: f.type for f in SETTINGS}
 LISTS = tuple(o for o, f in FIELDS.items() if _TYPES[f].startswith("tuple"))
 FLOATS = tuple(o for o, f in FIELDS.items() if _TYPES[f] == "float")
-OWN = ("ctx", "profile", "device", "out", "name", "resume", "gpus")
+OWN = ("ctx", "profile", "device", "out", "name", "resume", "dry_run", "fmt", "gpus")
 # Flags that only mean something on a CUDA GPU, with the value that asks for the GPU feature.
 GPU_ONLY = {"flush_l2": True, "prefill": "graph", "decode": "graph", "mamba_ssm": True, "energy": True,
             "power_interval": None}
@@ -109,11 +112,15 @@ def _split(values: dict) -> tuple[dict, dict]:
     return sweep, {k: v for k, v in values.items() if k not in SWEEP_FIELDS}
 
 
-def _check_combination(sweep: Sweep, over: dict) -> None:
-    if any(designs.get(v).experts for v in sweep.variants) and max(sweep.top_k) > max(sweep.experts):
+def _check_combination(sweep: Sweep, over: dict, notes: list) -> None:
+    if not any(designs.get(v).experts for v in sweep.variants):
+        return
+    allowed, left_out = top_k_rule(sweep.experts, sweep.top_k)
+    if allowed is not None:
         flag = over.get("top_k", ("--top-k",))[0]
-        raise bad(flag, ",".join(map(str, sweep.top_k)),
-                  f"values at most the largest --experts ({max(sweep.experts)})")
+        raise bad(flag, ",".join(map(str, sweep.top_k)), allowed)
+    if left_out:
+        notes.append("left out, fewer experts than top-k: " + ", ".join(f"E={E} k={k}" for E, k in left_out))
 
 
 def _comparator(mode: str, cuda: bool, flag: Optional[str]) -> tuple[bool, Optional[str]]:
@@ -141,8 +148,8 @@ def _comparator(mode: str, cuda: bool, flag: Optional[str]) -> tuple[bool, Optio
 def latency(
     ctx: typer.Context,
     profile: Optional[str] = typer.Option(None, "--profile", "-p",
-                                          help="Profile name in profiles/ or a .toml path "
-                                               "[default: default on a GPU, cpu without one]."),
+                                          show_default="default on a GPU, cpu without one",
+                                          help="Profile name in profiles/ or a .toml path."),
     variants: Optional[List[str]] = typer.Option(None, "--variants", "-v",
                                                  help="Variants: " + ", ".join(designs.names()) + "."),
     experts: Optional[List[str]] = typer.Option(None, "--experts", "-E", help="Expert counts, e.g. 2,4,8."),
@@ -182,88 +189,215 @@ def latency(
     ffn_mult: Optional[int] = typer.Option(None, help="MoE-Mamba: expert FFN width / d_inner."),
     device: str = typer.Option("auto", help="auto, cuda, cuda:N or cpu."),
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Parent of the run directory."),
-    name: Optional[str] = typer.Option(None, help="Run directory suffix [default: the profile name]."),
+    name: Optional[str] = typer.Option(None, show_default="the profile name", help="Run directory suffix."),
     resume: Optional[Path] = typer.Option(None, help="Measure only the rows missing from RUN_DIR."),
+    repeats: Optional[int] = typer.Option(None, help="Measure the sweep this many times, each time in "
+                                                     "another order; a row's interval spans its "
+                                                     "repeats' medians (the gate's between-run noise)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved sweep, its row count and "
+                                                          "an estimate of its time; measure nothing."),
+    fmt: str = typer.Option("table", "--format", "-f", help="The summary on stdout: table or json."),
     gpus: Optional[int] = typer.Option(None, "--gpus", help="Spread the sweep over this many GPUs of this "
                                                             "host, one rank each, under torchrun "
                                                             "(docs/distributed.md)."),
 ):
     """Prefill and decode latency, tokens/s, TFLOP/s, bandwidth, J/token and peak memory over a sweep."""
     over = _overrides(ctx)                       # flag by flag, before anything heavy runs
+    if fmt not in FORMATS:
+        raise bad("--format", fmt, "one of " + ", ".join(FORMATS))
     if gpus is not None:
         raise typer.Exit(launch(gpus, device, _command(ctx)))
     from ..sweeps.spread import Spread
     spread = Spread.join()
     dev = rank_device(_device(device), spread.world, device)
     cuda = dev.type == "cuda"
+    given = _given(ctx)
     for pname, gpu_value in GPU_ONLY.items():
-        if not cuda and pname in _given(ctx) and (gpu_value is None or ctx.params[pname] == gpu_value):
+        if not cuda and pname in given and (gpu_value is None or ctx.params[pname] == gpu_value):
             raise UsageError(f"{_flag(ctx, pname)} needs a CUDA GPU, and this run is on "
                              f"device={dev.type}")
     if name is not None and (not name or any(c in name for c in "/\\")):
         raise bad("--name", name, "a non-empty name without slashes")
-    console = Console(stderr=True)
-    from ..sweeps.profiles import ProfileError, load_profile
-    from ..results import RunDir
-
     if resume is not None:
-        try:
-            run = RunDir.existing(resume)
-            meta = run.read_metadata()
-            sweep = Sweep.from_dict(meta["sweep"])
-            settings = MeasureSettings.from_stored(meta["settings"])
-        except (OSError, ValueError, KeyError) as e:
-            raise bad("--resume", str(resume), f"a run directory of swimbench latency ({e})") from None
-        stored = {**sweep.as_dict(), **settings.as_dict()}
-        for field, (flag, value) in over.items():
-            old = tuple(stored[field]) if isinstance(stored[field], list) else stored[field]
-            if old != value:
-                raise UsageError(f"{flag} differs from the run being resumed ({old!r} there); "
-                                 f"drop it or start a new run")
-        if profile is not None and profile not in (meta["profile"]["name"], meta["profile"]["path"]):
-            raise bad("--profile", profile, f"{meta['profile']['name']!r}, the resumed run's profile")
-        was = meta["environment"]
-        here_gpu = _gpu_name(dev)
-        if was["device"] != dev.type or (was.get("gpu") or {}).get("name") != here_gpu:
-            raise bad("--resume", str(resume), f"a run measured on this device ({dev.type} {here_gpu or ''}"
-                                               f"); it was measured on {was['device']} "
-                                               f"{(was.get('gpu') or {}).get('name') or ''}".rstrip())
-        prof = meta["profile"]
-    else:
-        try:
-            prof_obj = load_profile(profile or ("default" if cuda else "cpu"))
-        except ProfileError as e:
-            raise UsageError(f"--profile: {e}") from None
-        s_over, m_over = _split({f: v for f, (_, v) in over.items()})
-        sweep, settings = replace(prof_obj.sweep, **s_over), replace(prof_obj.measure, **m_over)
-        prof = {"name": prof_obj.name, "path": prof_obj.path, "description": prof_obj.description,
-                "content": prof_obj.raw}
-        run = None
-    _check_combination(sweep, over)
+        for own in ("out", "name"):
+            if own in given:
+                raise UsageError(f"{_flag(ctx, own)} cannot be used with --resume: a resumed run keeps its "
+                                 f"directory ({resume})")
+    console = Console(stderr=True)
+    from ..results import RunDir
+    from ..results.rundir import RunLocked
 
-    notes = []
-    if not cuda:
-        graphs = [p for p in ("prefill", "decode") if getattr(settings, p) == "graph"]
-        if graphs:
-            settings = settings.with_(**{p: "eager" for p in graphs})
-            notes.append(f"{' and '.join(graphs)} timed eagerly: CUDA graphs need a GPU (rows say "
-                         + ", ".join(f"{p}_mode=eager" for p in graphs) + ")")
-        if settings.flush_l2:
-            settings = settings.with_(flush_l2=False)
-            notes.append("no L2 flush on the CPU")
-        if sweep.d_model * max(sweep.seq) > 2 ** 16:
-            notes.append("the CPU runs the reference scans, a Python loop over time: large --d-model "
-                         "or --seq will take long (profiles/cpu.toml is sized for minutes)")
-    with_comparator, why = _comparator(sweep.comparator, cuda, over.get("comparator", (None,))[0])
-    if why:
-        notes.append(why)
-    points = sweep.points(comparator=with_comparator)
-    try:
-        code = _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes, spread)
-    finally:
-        spread.close()
+    with contextlib.ExitStack() as held:
+        if resume is not None:
+            try:
+                run = RunDir.existing(resume)
+            except OSError as e:
+                raise bad("--resume", str(resume), f"a run directory of swimbench latency ({e})") from None
+            if not dry_run and spread.world.lead:       # rank 0 holds the run for all its ranks
+                try:
+                    held.enter_context(run.lock())
+                except RunLocked as e:
+                    raise UsageError(f"--resume: {e}; wait for it to end") from None
+                except OSError as e:
+                    raise bad("--resume", str(resume), f"a run directory this process can write "
+                                                       f"({e.strerror or e})") from None
+            sweep, settings, prof, meta = _resumed(ctx, run, resume, over, profile, dev)
+        else:
+            if (out / RunDir.METADATA).is_file():
+                raise bad("--out", str(out), "the parent of run directories, not a run directory itself "
+                                             "(--resume continues one)")
+            sweep, settings, prof = _profiled(profile, cuda, over)
+            run = meta = None
+        notes: list[str] = []
+        _check_combination(sweep, over, notes)
+        settings = _on_device(sweep, settings, cuda, notes)
+        with_comparator, why = _comparator(sweep.comparator, cuda, over.get("comparator", (None,))[0])
+        if why:
+            notes.append(why)
+        points = sweep.points(comparator=with_comparator)
+        estimate = estimate_s(points, settings, cuda)
+        if estimate > WARN_ESTIMATE_S:
+            console.print(f"[yellow]warning:[/] this sweep is estimated to take {_duration(estimate)} "
+                          f"({len(points)} rows x {settings.repeats} repeat(s)); --dry-run shows it, "
+                          f"smaller --seq, --experts or --budget shorten it")
+        if not prof.get("content") and resume is None:
+            notes.append(f"profile {prof['name']} sets nothing: every value is the built-in default "
+                         f"(the GPU sweep)")
+        if not cuda and sweep.d_model * max(sweep.seq) > 2 ** 16:
+            console.print(f"[yellow]warning:[/] d_model {sweep.d_model} x seq {max(sweep.seq)} on the CPU: "
+                          f"its reference scans loop over time in Python, each call can take seconds; "
+                          f"profiles/cpu.toml is sized for minutes")
+        if dry_run:
+            _dry_run(sweep, settings, prof, points, estimate, notes, fmt)
+            return
+        if resume is None:
+            writable_dir("--out", out)
+        try:
+            code = _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held,
+                        spread)
+        finally:
+            spread.close()
     if code:
         raise typer.Exit(code)
+
+
+def _profile_defaults() -> None:
+    """`latency --help` shows each option's value in the profiles a bare run takes (default on a GPU,
+    cpu without one), read from the files, and names what a list option holds."""
+    import inspect
+
+    from ..sweeps.profiles import ProfileError, load_profile
+    try:
+        gpu, cpu = load_profile("default"), load_profile("cpu")
+    except ProfileError:
+        return
+
+    def text(v):
+        return ",".join(map(str, v)) if isinstance(v, tuple) else str(v).lower() if isinstance(v, bool) else str(v)
+    for pname, param in inspect.signature(latency).parameters.items():
+        info, field = param.default, FIELDS.get(pname)
+        if field is None or not isinstance(info, typer.models.OptionInfo):
+            continue
+        g, c = (getattr(p.sweep if field in SWEEP_FIELDS else p.measure, field) for p in (gpu, cpu))
+        info.show_default = f"{text(g)}; cpu profile: {text(c)}" if g != c else text(g)
+        if pname in LISTS:
+            info.metavar = "NAME,..." if pname == "variants" else "INT,..."
+
+
+_profile_defaults()
+FORMATS = ("table", "json")
+WARN_ESTIMATE_S = 2 * 3600.0
+EXIT_NOTHING = 5                         # the sweep ended and no row was measured (every row oom)
+
+
+def _resumed(ctx, run, resume, over, profile, dev):
+    """The sweep, settings, profile and metadata of a run to resume, diagnosed by the reader."""
+    from ..results.reader import RunError, check_resumable
+    try:
+        meta = check_resumable(run)
+        sweep = Sweep.from_dict(meta["sweep"])
+        settings = MeasureSettings.from_stored(meta["settings"])
+    except RunError as e:
+        raise bad("--resume", str(resume), f"a readable run directory of swimbench latency: {e}") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise bad("--resume", str(resume), f"a run directory of swimbench latency ({e})") from None
+    stored = {**sweep.as_dict(), **settings.as_dict()}
+    for field, (flag, value) in over.items():
+        old = tuple(stored[field]) if isinstance(stored[field], list) else stored[field]
+        if old != value:
+            raise UsageError(f"{flag} differs from the run being resumed ({old!r} there); "
+                             f"drop it or start a new run")
+    if profile is not None and profile not in (meta["profile"]["name"], meta["profile"]["path"]):
+        raise bad("--profile", profile, f"{meta['profile']['name']!r}, the resumed run's profile")
+    was = meta["environment"]
+    here_gpu = _gpu_name(dev)
+    if was["device"] != dev.type or (was.get("gpu") or {}).get("name") != here_gpu:
+        raise bad("--resume", str(resume), f"a run measured on this device ({dev.type} {here_gpu or ''}"
+                                           f"); it was measured on {was['device']} "
+                                           f"{(was.get('gpu') or {}).get('name') or ''}".rstrip())
+    return sweep, settings, meta["profile"], meta
+
+
+def _profiled(profile, cuda, over):
+    """The sweep and settings of a profile with the flags' overrides."""
+    from ..sweeps.profiles import ProfileError, load_profile
+    try:
+        prof_obj = load_profile(profile or ("default" if cuda else "cpu"))
+    except ProfileError as e:
+        raise UsageError(f"--profile: {e}") from None
+    s_over, m_over = _split({f: v for f, (_, v) in over.items()})
+    sweep, settings = replace(prof_obj.sweep, **s_over), replace(prof_obj.measure, **m_over)
+    prof = {"name": prof_obj.name, "path": prof_obj.path, "description": prof_obj.description,
+            "content": prof_obj.raw}
+    return sweep, settings, prof
+
+
+def _on_device(sweep, settings, cuda: bool, notes: list):
+    """The settings as this device can do them, with a note for each change."""
+    if cuda:
+        return settings
+    graphs = [p for p in ("prefill", "decode") if getattr(settings, p) == "graph"]
+    if graphs:
+        settings = settings.with_(**{p: "eager" for p in graphs})
+        notes.append(f"{' and '.join(graphs)} timed eagerly: CUDA graphs need a GPU (rows say "
+                     + ", ".join(f"{p}_mode=eager" for p in graphs) + ")")
+    if settings.flush_l2:
+        settings = settings.with_(flush_l2=False)
+        notes.append("no L2 flush on the CPU")
+    if sweep.d_model * max(sweep.seq) > 2 ** 16:
+        notes.append("the CPU runs the reference scans, a Python loop over time: large --d-model "
+                     "or --seq will take long (profiles/cpu.toml is sized for minutes)")
+    return settings
+
+
+def estimate_s(points, settings, cuda: bool) -> float:
+    """A lower bound of a sweep's time: per row and repeat, the warm-up and the timed budget of prefill
+    and decode, the energy windows on a GPU, and a second to build the layer. A call slower than the
+    budget (large layers on the CPU) takes longer: its min-reps calls are all made."""
+    per_phase = settings.warmup_s + settings.budget_s
+    energy = 2 * settings.energy_window_s if (cuda and settings.energy) else 0.0
+    return len(points) * settings.repeats * (2 * per_phase + energy + 1.0)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 \
+        else f"{seconds:.0f} s"
+
+
+def _dry_run(sweep, settings, prof, points, estimate: float, notes: list, fmt: str) -> None:
+    doc = {"profile": prof["name"], "sweep": sweep.as_dict(), "settings": settings.as_dict(),
+           "rows": len(points), "repeats": settings.repeats, "estimate_s": round(estimate, 1),
+           "points": [p.key for p in points], "notes": notes}
+    if fmt == "json":
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out = Console(highlight=False)
+    out.print(f"profile {prof['name']}: {len(points)} rows x {settings.repeats} repeat(s), estimated "
+              f"{_duration(estimate)} or more")
+    for k, v in {**sweep.as_dict(), **settings.as_dict()}.items():
+        out.print(f"  {k} = {v}")
+    for note in notes:
+        out.print(f"  note: {note}")
 
 
 def _gpu_name(dev) -> Optional[str]:
@@ -271,7 +405,7 @@ def _gpu_name(dev) -> Optional[str]:
     return torch.cuda.get_device_properties(dev).name if dev.type == "cuda" else None
 
 
-def _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes, spread) -> int:
+def _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held, spread) -> int:
     import torch
     cuda = dev.type == "cuda"
     threads = torch.get_num_threads()
@@ -281,18 +415,20 @@ def _run(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes
         torch.set_num_threads(1)
         notes.append("CPU timed on 1 thread (set OMP_NUM_THREADS to choose)")
     try:
-        return _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes, spread)
+        return _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt,
+                        held, spread)
     finally:
         torch.set_num_threads(threads)
 
 
-def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, notes, spread) -> int:
+def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt,
+             held, spread) -> int:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
     from ..measure.energy import Nvml, NvmlUnavailable, PowerSampler
     from ..measure.env import capture
-    from ..measure.point import PointMeasurer
+    from ..measure.point import PointMeasurer, combine_repeats
     from ..results import RunDir
     from ..sweeps.runner import run_sweep, stop_on_signals
 
@@ -314,13 +450,17 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     env["command"], env["argv"] = _command(ctx), sys.argv
     started = time.time()
     if run is None:
-        run = RunDir.create(out, name or prof["name"]) if lead else None
+        if lead:
+            try:
+                run = RunDir.create(out, name or prof["name"])
+            except OSError as e:
+                raise bad("--out", str(out), f"a directory this process can write ({e.strerror or e})") from None
+            held.enter_context(run.lock())
         meta = {"tool": "swimbench latency", "created": _iso(started), "status": "running",
                 "profile": prof, "sweep": sweep.as_dict(), "settings": settings.as_dict(),
                 "comparator": any(p.variant == COMPARATOR for p in points),
                 "points": [p.key for p in points], "environment": env, "attempts": []}
     else:
-        meta = run.read_metadata()
         meta["points"] = [p.key for p in points]
     attempt = spread.agree(len(meta["attempts"]) + 1)
     if spread.spread:
@@ -364,7 +504,10 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
             run.append_power(sampler.take_new())
 
     def on_end(point, row):
-        progress.update(task, completed=_finished(results, todo, attempt))      # every rank's rows
+        if spread.spread:                # every rank's rows, read back from the shared file
+            progress.update(task, completed=_finished(results, todo, attempt) * settings.repeats)
+        else:
+            progress.advance(task)
         progress.console.print(_row_line(point, row))
 
     def on_start(point):
@@ -374,8 +517,9 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
     outcome = None
     try:
         with stop_on_signals() as rearm, progress:
-            task = progress.add_task("starting", total=len(todo))
-            outcome = run_sweep(mine, measurer, record, done, on_start=on_start, on_end=on_end)
+            task = progress.add_task("starting", total=len(todo) * settings.repeats)
+            outcome = run_sweep(mine, measurer, record, done, on_start=on_start, on_end=on_end,
+                                repeats=settings.repeats, combine=combine_repeats)
     except KeyboardInterrupt:
         pass
     finally:
@@ -386,22 +530,28 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
             nvml.close()
     outcome = _together(spread, outcome)
     interrupted = outcome is None or outcome.interrupted
-    meta["status"] = ("interrupted" if interrupted else "complete with errors" if outcome.errors
-                      else "complete")
+    if not lead:
+        return EXIT_INTERRUPTED if interrupted else EXIT_ERRORS if outcome.errors else 0
+    results.reload()
+    frame = results.frame()
+    nothing = not interrupted and not (frame["status"] == "ok").any()
+    meta["status"] = ("interrupted" if interrupted else "nothing measured" if nothing
+                      else "complete with errors" if outcome.errors else "complete")
     meta["attempts"][-1].update({"finished": _iso(time.time()), "wall_s": round(time.time() - started, 3),
                                  "status": meta["status"],
                                  **({} if outcome is None else {"measured": len(outcome.measured),
                                                                 "oom": outcome.oom,
                                                                 "errors": outcome.errors})})
-    if not lead:
-        return EXIT_INTERRUPTED if interrupted else EXIT_ERRORS if outcome.errors else 0
-    results.reload()
     run.write_metadata(meta)
-    stdout = Console()
-    if not stdout.is_terminal:
-        stdout = Console(width=200)     # logs and pipes get the whole table, not an 80-column squeeze
-    frame = results.frame()
-    stdout.print(summary_table(frame, dev.type))
+    code = (EXIT_INTERRUPTED if interrupted else EXIT_NOTHING if nothing else EXIT_ERRORS if outcome.errors
+            else 0)
+    if fmt == "json":
+        sys.stdout.write(summary_json(frame, run.path, meta["status"], code) + "\n")
+    else:
+        stdout = Console()
+        if not stdout.is_terminal:
+            stdout = Console(width=200)     # logs and pipes get the whole table, not an 80-column squeeze
+        stdout.print(summary_table(frame, dev.type))
     slow_host = host_bound(frame)
     if slow_host:
         named = ", ".join(slow_host[:4]) + (", ..." if len(slow_host) > 4 else "")
@@ -413,10 +563,26 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, out, name, n
         console.print(f"[yellow]interrupted[/]: completed rows are kept; resume with: "
                       f"swimbench latency --resume {shlex.quote(str(run.path))}")
         return EXIT_INTERRUPTED
+    if nothing:
+        console.print(f"[red]nothing measured[/]: every row is {', '.join(sorted(set(frame['status'])))} "
+                      f"(exit {EXIT_NOTHING}); smaller --seq, --batch or --d-model fit")
+        return EXIT_NOTHING
     if outcome.errors:
         console.print(f"[red]{len(outcome.errors)} configuration(s) failed[/]: see the error column")
-        return EXIT_ERRORS
-    return 0
+    return code
+
+
+SUMMARY = ("key", "status", "variant", "experts", "top_k", "seq", "batch", "layers", "dtype", "repeats",
+           "prefill_mode", "prefill_ms", "prefill_ms_ci_lo", "prefill_ms_ci_hi", "prefill_tokens_per_s",
+           "prefill_tflops", "decode_mode", "decode_us", "decode_us_ci_lo", "decode_us_ci_hi",
+           "prefill_j_per_token", "prefill_peak_mib", "decode_peak_mib", "error")
+
+
+def summary_json(frame, path, status: str, code: int) -> str:
+    """The summary for programs: the run, its status and exit code, and each row's main columns."""
+    cols = [c for c in SUMMARY if c in frame]
+    rows = json.loads(frame[cols].to_json(orient="records"))
+    return json.dumps({"run": str(path), "status": status, "exit": code, "rows": rows}, indent=2)
 
 
 def _index(dev):

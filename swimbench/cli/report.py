@@ -2,6 +2,7 @@
 side-by-side comparison of each run against the first. Docs: docs/report.md."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,7 +10,9 @@ import typer
 from rich.console import Console
 
 from . import app
-from .errors import UsageError, bad
+from .errors import UsageError, bad, writable_dir
+
+MAX_PEAK = 1e6          # TFLOP/s or GB/s: a ceiling past any device's
 
 
 @app.command()
@@ -30,8 +33,8 @@ def report(
     against the device's ceilings, time over the floor they give, the data of every figure and the
     environment of every run."""
     for flag, v in (("--peak-tflops", peak_tflops), ("--peak-gbps", peak_gbps)):
-        if v is not None and not v > 0:
-            raise bad(flag, v, "a number > 0")
+        if v is not None and not (math.isfinite(v) and 0 < v <= MAX_PEAK):
+            raise bad(flag, v, f"a finite number > 0 and <= {MAX_PEAK:g}")
     from ..results import ep as ep_table
     if any(ep_table.is_ep_run(r) for r in runs):
         return _expert_parallel(runs, out)
@@ -42,8 +45,11 @@ def report(
     except RunError as e:
         raise UsageError(str(e)) from None
     out = out if out is not None else Path(runs[0]) / "report"
-    if out.exists() and not out.is_dir():
-        raise bad("--out", str(out), "a directory")
+    from ..results import RunDir
+    if (out / RunDir.METADATA).is_file():
+        raise bad("--out", str(out), "a directory that is not a run directory (its files would mix with "
+                                     "the run's)")
+    writable_dir("--out", out)
     console = Console(stderr=True)
     with console.status("drawing figures..."):
         result = render(loaded, out, peak_tflops, peak_gbps)

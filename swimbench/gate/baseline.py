@@ -15,6 +15,7 @@ the samples of the times over their floors (the time's samples, scaled: they are
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,14 @@ def _row(key: str, r: dict, latency: bool) -> Row:
     values = {}
     for name, m in r["metrics"].items():
         samples = m.get("samples")
-        values[name] = Estimate(float(m["value"]), m.get("ci_lo"), m.get("ci_hi"),
-                                None if samples is None else np.asarray(samples, dtype=float))
+        value = float(m["value"])
+        kind = getattr(BY_NAME.get(name), "kind", "exact")
+        if not math.isfinite(value) or (kind != "exact" and value <= 0):
+            raise ValueError(f"row {key}: {name} is {m['value']!r}, and a baseline value must be a finite "
+                             f"number{'' if kind == 'exact' else ' > 0'}")
+        values[name] = Estimate(value, m.get("ci_lo"), m.get("ci_hi"),
+                                None if samples is None else np.asarray(samples, dtype=float),
+                                bool(m.get("between_runs", False)))
     identity = dict(r["identity"])
     if latency:             # as results columns' types: baselines before them wrote "True" for True
         identity = {k: schema.column(k).value(v) if k in schema.BY_NAME else v for k, v in identity.items()}
@@ -99,7 +106,7 @@ def _row_doc(row: Row, rng: np.random.Generator) -> dict:
     for name, e in row.values.items():
         if "/" in name:                            # ratios to dense: derived again on loading
             continue
-        m = {"value": e.value, "ci_lo": e.lo, "ci_hi": e.hi}
+        m = {"value": e.value, "ci_lo": e.lo, "ci_hi": e.hi, "between_runs": e.between_runs or None}
         scaled = row.values.get(getattr(BY_NAME.get(name), "scales", None))
         if e.samples is not None and (scaled is None or scaled.samples is None):    # else derived on loading
             s = e.samples

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
+import numpy as np
+
 from ..stats import Estimate, evidence
 from .metrics import Metric, Row, differences
 
@@ -42,6 +44,7 @@ class Verdict:
 def compare(base: Mapping[str, Row], now: Mapping[str, Row], metrics: Iterable[Metric],
             thresholds: Mapping[str, float], alpha: float) -> list[Verdict]:
     metrics = tuple(metrics)
+    typical = {m.name: (typical_spread(base, m.name), typical_spread(now, m.name)) for m in metrics}
     out: list[Verdict] = []
     for key, b in base.items():
         n = now.get(key)
@@ -54,14 +57,32 @@ def compare(base: Mapping[str, Row], now: Mapping[str, Row], metrics: Iterable[M
             out.append(Verdict(key, STATUS, None, None, None, "other config", why))
         else:
             out += [_metric(key, m, b.values.get(m.name), n.values.get(m.name),
-                            thresholds.get(m.name, m.threshold), alpha)
+                            thresholds.get(m.name, m.threshold), alpha, typical[m.name])
                     for m in metrics if m.name in b.values]
     out += [Verdict(key, STATUS, None, None, None, "new", "not in the baseline") for key in now
             if key not in base]
     return out
 
 
-def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: float, alpha: float) -> Verdict:
+def typical_spread(rows: Mapping[str, Row], metric: str) -> float:
+    """The median, over a run's rows, of a metric's between-run spread: the machine's noise falls on
+    every row alike, and three repeats of one row can happen to agree closely."""
+    spreads = [e.spread for r in rows.values() for e in [r.values.get(metric)]
+               if e is not None and e.between_runs and e.spread is not None]
+    return float(np.median(spreads)) if spreads else 0.0
+
+
+def between_runs_spread(b: Estimate, n: Estimate, typical: tuple[float, float] = (0.0, 0.0)) -> Optional[float]:
+    """The relative spread of repeated runs' medians on both sides (each interval's width over its
+    value, at least its run's typical one, summed), when both were measured with `latency --repeats`;
+    else None."""
+    if not (b.between_runs and n.between_runs) or b.spread is None or n.spread is None:
+        return None
+    return max(b.spread, typical[0]) + max(n.spread, typical[1])
+
+
+def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: float, alpha: float,
+            typical: tuple[float, float] = (0.0, 0.0)) -> Verdict:
     if n is None:
         return Verdict(key, m, b, None, limit, "not measured", "missing from the results")
     if m.kind == "exact":
@@ -70,6 +91,16 @@ def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: floa
     if m.kind == "deterministic":
         verdict = "regressed" if ratio > limit else "improved" if ratio < 1 / limit else "ok"
         return Verdict(key, m, b, n, limit, verdict, "deterministic")
+    spread = between_runs_spread(b, n, typical)
+    if spread is not None and 1 + spread > limit:
+        # the runs' medians spread wider than the threshold: a ratio inside that spread is what an
+        # unchanged rerun gives, so it is noise however narrow each run's own interval
+        if ratio > 1 + spread or ratio < 1 / (1 + spread):
+            ev = evidence(b, n, alpha, "greater" if ratio > 1 else "less")
+            verdict = ("regressed" if ratio > 1 else "improved") if ev.significant else "noise"
+            return Verdict(key, m, b, n, limit, verdict, f"{ev.how}; runs spread {spread:.0%}")
+        return Verdict(key, m, b, n, limit, "noise" if ratio > limit else "ok",
+                       f"within the runs' spread ({spread:.0%})")
     if ratio > limit:
         ev = evidence(b, n, alpha, "greater")
         return Verdict(key, m, b, n, limit, "regressed" if ev.significant else "noise", ev.how)

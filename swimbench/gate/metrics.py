@@ -59,9 +59,16 @@ LATENCY_EXACT = (Metric("flops_per_token", "FLOPs/token", "exact", column="flops
 ENERGY = (Metric("prefill_j_per_token", "prefill (J/token)", "single", column="prefill_j_per_token"),
           Metric("decode_j_per_token", "decode (J/token)", "single", column="decode_j_per_token"))
 
-# What `swimbench gate` checks on a latency run, and what `swimbench report` compares between runs.
-GATED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *X_FLOOR, *MEMORY, *LATENCY_EXACT)
-COMPARED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *ENERGY, *MEMORY)
+# A generate run's (whole models): time to first token, per-token latency, its ratio to dense, memory.
+TTFT, TOKEN = _timed("ttft_ms", "time to first token (ms)", 1.10), _timed("token_ms", "per token (ms)", 1.10)
+GENERATE = (TTFT, TOKEN, _ratio("token_ms", 1.10),
+            Metric("gen_peak_mib", "generate peak (MiB)", "deterministic", 1.10, column="gen_peak_mib"))
+GEN_ENERGY = (Metric("gen_j_per_token", "generate (J/token)", "single", column="gen_j_per_token"),)
+
+# What `swimbench gate` checks on a latency or generate run, and what `swimbench report` compares
+# between runs (a run has the columns of one of the two; the other's metrics are absent from its rows).
+GATED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *X_FLOOR, *MEMORY, *LATENCY_EXACT, *GENERATE)
+COMPARED = (PREFILL, DECODE, PREFILL_RATIO, DECODE_RATIO, *ENERGY, *MEMORY, *GENERATE, *GEN_ENERGY)
 # What the FLOP gate checks, exactly: the columns of `swimbench flops`.
 FLOP_COLUMNS = ("d_inner", "params_total", "params_active", "flops_analytic", "flops_fvcore", "flops_torch")
 FLOPS = tuple(Metric(c, c, "exact", column=c) for c in FLOP_COLUMNS)
@@ -117,13 +124,17 @@ def run_rows(run, metrics: Iterable[Metric]) -> dict[str, Row]:
             if v is None:
                 continue
             lo = hi = samples = None
+            between = False
             if m.kind == "timed" and m.scales is None:
                 ci = schema.interval(m.column)
                 if ci is not None:
                     lo, hi = plain(rec.get(ci.lo)), plain(rec.get(ci.hi))
-                if raw.get(m.samples):
+                repeats = raw.get(f"{m.samples}_repeats") or []
+                if len(repeats) >= 2:       # latency --repeats: the rank test compares runs' medians
+                    samples, between = np.asarray(repeats, dtype=float), True
+                elif raw.get(m.samples):
                     samples = np.asarray(raw[m.samples], dtype=float)
-            values[m.name] = Estimate(float(v), lo, hi, samples)
+            values[m.name] = Estimate(float(v), lo, hi, samples, between)
         rows[key] = Row(key, {f: plain(rec.get(f)) for f in IDENTITY}, status, values)
     return with_ratios(with_scaled(rows, metrics), metrics)
 
@@ -140,7 +151,7 @@ def with_scaled(rows: dict[str, Row], metrics: Iterable[Metric]) -> dict[str, Ro
             s = t.scaled(v.value / t.value)
             r.values[m.name] = Estimate(v.value, s.lo if s.lo is not None else v.lo,
                                         s.hi if s.hi is not None else v.hi,
-                                        s.samples if s.samples is not None else v.samples)
+                                        s.samples if s.samples is not None else v.samples, t.between_runs)
     return rows
 
 
@@ -164,5 +175,6 @@ def with_ratios(rows: dict[str, Row], metrics: Iterable[Metric]) -> dict[str, Ro
                 continue
             both = num.has_interval and den.has_interval and den.lo > 0
             r.values[m.name] = Estimate(num.value / den.value, num.lo / den.hi if both else None,
-                                        num.hi / den.lo if both else None)
+                                        num.hi / den.lo if both else None,
+                                        between_runs=num.between_runs and den.between_runs)
     return rows

@@ -15,7 +15,7 @@ from . import workload
 from .ceilings import DeviceCeilings, floor_columns
 from .energy import COUNTER, POWER_USAGE, Nvml, NvmlUnavailable, PowerSampler, measure_energy
 from .graphs import capture
-from .timing import TimingOptions, is_cuda, launch_ms, time_fn
+from .timing import TimingOptions, injected_slowdown, is_cuda, launch_ms, slowed, time_fn
 
 MIB = 2 ** 20
 
@@ -37,6 +37,32 @@ def dispatch_path(model, slots: int) -> Optional[str]:
     if not any(hasattr(layer, "expert_parameters") for layer in getattr(model, "layers", [])):
         return None
     return dispatch.path(slots)
+
+
+PHASES = (("prefill", "prefill_ms"), ("decode", "decode_us"))
+
+
+def combine_repeats(parts: list[Measured]) -> Measured:
+    """One row of a point measured once per repeat (`latency --repeats`): each phase's columns from the
+    repeat whose median is the median of the repeats' (the lower middle one for an even count), its
+    95% interval widened to span every repeat's median, so that it holds the spread between runs,
+    which a single run's interval does not see; the samples pooled, each repeat's median kept."""
+    if len(parts) == 1:
+        return parts[0]
+    row = dict(parts[0].row)
+    samples = {"decode_calls_per_sample": parts[0].samples.get("decode_calls_per_sample")}
+    for phase, col in PHASES:
+        medians = [p.row[col] for p in parts]
+        middle = parts[sorted(range(len(parts)), key=medians.__getitem__)[(len(parts) - 1) // 2]]
+        row.update({k: v for k, v in middle.row.items() if k.startswith(phase + "_")})
+        row[f"{col}_ci_lo"] = min(medians + [middle.row[f"{col}_ci_lo"]])
+        row[f"{col}_ci_hi"] = max(medians + [middle.row[f"{col}_ci_hi"]])
+        row[f"{phase}_samples"] = sum(p.row[f"{phase}_samples"] for p in parts)
+        samples[col] = [v for p in parts for v in p.samples[col]]
+        samples[f"{col}_repeats"] = medians
+    row["repeats"] = len(parts)
+    row["wall_s"] = sum(p.row.get("wall_s") or 0.0 for p in parts)
+    return Measured(row, samples)
 
 
 def kernels_of(call) -> Optional[int]:
@@ -127,6 +153,11 @@ class PointMeasurer:
         if pre_mode == "graph":
             self._reset_peak()
             forward = capture(eager, warmup=1)
+        slow = injected_slowdown(point.variant)
+        if slow:
+            self.note(f"{point.variant} slowed by {slow:.0%} on purpose (SWIMBENCH_INJECT_SLOWDOWN): a check "
+                      f"of the gate, not a measurement")
+            forward = slowed(forward, slow, dev)
         pre = time_fn(forward, self._options(s.flush_l2, 0.0), dev)
         ps = summarize(pre.samples_ms, seed=s.seed)
         tokens = point.batch * point.seq
@@ -156,6 +187,7 @@ class PointMeasurer:
         mode = s.decode if self.cuda else "eager"
         self._label(f"{point.key}/decode")
         step = capture(lambda: model.step(x1, cache)) if mode == "graph" else (lambda: model.step(x1, cache))
+        step = slowed(step, slow, dev)
         dec = time_fn(step, self._options(False, s.decode_sample_s), dev)
         us = dec.samples_ms * 1e3
         ds = summarize(us, seed=s.seed)
@@ -180,5 +212,6 @@ class PointMeasurer:
             row["trace_source"] = POWER_USAGE if row["prefill_j_per_token_trace"] is not None else None
             row["sm_clock_mhz"] = self.nvml.sm_clock_mhz()
         row["wall_s"] = time.perf_counter() - t_start
+        row["repeats"] = 1
         return Measured(row, {"prefill_ms": pre.samples_ms.tolist(), "decode_us": us.tolist(),
                               "decode_calls_per_sample": dec.calls_per_sample})

@@ -13,6 +13,7 @@ calls to last at least that long and reports the time per call.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -26,7 +27,8 @@ class TimingOptions:
     budget_s: float = 1.0          # time spent on the timed repetitions of one measurement
     min_reps: int = 10             # ... and at least this many samples
     max_reps: int = 100_000
-    warmup_reps: int = 2           # at least this many untimed calls ...
+    warmup_reps: int = 2           # at least this many untimed calls (and never fewer than 2, so that
+                                   # the first call, with its one-time costs, never sets the count) ...
     warmup_s: float = 0.25         # ... and calls for this long after the first one
     flush_l2: bool = False         # overwrite the L2 cache before every sample (GPU only)
     sample_target_s: float = 0.0   # group calls so that one sample lasts at least this long
@@ -109,7 +111,7 @@ def time_fn(fn: Callable[[], object], opts: TimingOptions, device) -> Timing:
 
     warm: list[float] = []
     t0 = 0.0
-    while len(warm) < max(1, opts.warmup_reps) or (time.perf_counter() - t0 < opts.warmup_s
+    while len(warm) < max(2, opts.warmup_reps) or (time.perf_counter() - t0 < opts.warmup_s
                                                    and len(warm) < opts.max_reps):
         if flush is not None:
             flush()
@@ -159,3 +161,60 @@ def launch_ms(fn: Callable[[], object], device, calls: int = 3) -> Optional[floa
         if still_held:
             return host_s * 1e3
     return None
+
+
+SLOWDOWN_ENV = "SWIMBENCH_INJECT_SLOWDOWN"
+
+
+def injected_slowdown(variant: str) -> float:
+    """The share of its own time by which `SWIMBENCH_INJECT_SLOWDOWN=variant:fraction[,variant:fraction]`
+    slows a variant's timed calls, 0.0 when it names none. It exists to check that the gate catches a
+    real slowdown (scripts/gpu_gate_reruns.sh); this is the one place that reads it."""
+    spec = os.environ.get(SLOWDOWN_ENV, "")
+    for item in spec.replace(" ", "").split(","):
+        name, _, frac = item.partition(":")
+        if name == variant:
+            try:
+                value = float(frac)
+            except ValueError:
+                raise ValueError(f"{SLOWDOWN_ENV}={spec!r}: expected variant:fraction, e.g. swimba:0.10") from None
+            if not 0 <= value <= 10:
+                raise ValueError(f"{SLOWDOWN_ENV}={spec!r}: the fraction must be from 0 to 10")
+            return value
+    return 0.0
+
+
+def slowed(fn: Callable[[], object], fraction: float, device) -> Callable[[], object]:
+    """`fn`, then as much extra work as `fraction` of fn's own median time (taken here over a few
+    calls): on a GPU a sleep kernel of that many cycles, calibrated against CUDA events, queued on the
+    same stream, so that CUDA events see it as part of the call; on the CPU a spin on the host clock."""
+    if fraction <= 0:
+        return fn
+    cuda = is_cuda(device)
+    clock = _CudaClock(device) if cuda else _HostClock()
+    times = []
+    for _ in range(7):
+        a = clock.stamp()
+        fn()
+        b = clock.stamp()
+        clock.sync()
+        times.append(clock.elapsed_ms(a, b))
+    extra_ms = fraction * float(np.median(times[2:]))
+    if cuda:
+        a = clock.stamp()
+        torch.cuda._sleep(1_000_000)
+        b = clock.stamp()
+        clock.sync()
+        cycles = max(1, int(extra_ms * 1_000_000 / max(clock.elapsed_ms(a, b), 1e-6)))
+
+        def call():
+            fn()
+            torch.cuda._sleep(cycles)
+    else:
+        def call():
+            fn()
+            end = time.perf_counter() + extra_ms / 1e3
+            while time.perf_counter() < end:
+                pass
+    call.kernels = getattr(fn, "kernels", None)       # what the graph runs, for kernels_of
+    return call

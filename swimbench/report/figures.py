@@ -341,3 +341,58 @@ def x_floor(run, ceilings: Ceilings) -> Drawn:
 
 FIGURES: tuple[Callable, ...] = (prefill_vs_experts, decode_vs_experts, decode_vs_batch, throughput_vs_seq,
                                  energy_vs_experts, power_trace, achieved_vs_ceilings, x_floor)
+
+
+# --- generate runs (swimbench generate: whole models; docs/generate.md) -----------------------------------
+TTFT_CI, TOKEN_CI = schema.interval("ttft_ms"), schema.interval("token_ms")
+GEN_IDENT = {"model": "model", **IDENT, "new tokens": "new_tokens"}
+
+
+def _gen_caption(run) -> str:
+    modes = set(run.ok["decode_mode"].dropna())
+    how = ("each decode step the whole model's, greedy choice included, replayed from one CUDA graph"
+           if modes == {"graph"} else "decode steps run eagerly: they include Python's launches")
+    return (f"Whole models generating greedily from random prompts; {how}; mamba-ssm's MambaLMHeadModel "
+            "through its own generate(cg=True). Every design FLOP-matched to dense block by block.")
+
+
+def tokens_per_s_vs_batch(run, ceilings: Ceilings) -> Drawn:
+    ok = run.ok[run.ok["gen_tokens_per_s"].notna()].copy()
+    ok["tps_lo"], ok["tps_hi"] = ok["batch"] / ok[TOKEN_CI.hi] * 1e3, ok["batch"] / ok[TOKEN_CI.lo] * 1e3
+    d = _vs_axis(run, "tokens_per_s_vs_batch", "Generation: tokens/s vs batch", "batch", "batch (sequences)",
+                 [("gen_tokens_per_s", "tps_lo", "tps_hi", "generated tokens/s", "tok/s")], ("seq", "layers"),
+                 "Tokens per second while generating: the batch over the median per-token latency (error bars "
+                 "from its 95% interval). " + _gen_caption(run), rows=ok)
+    return d
+
+
+def ttft_vs_prompt(run, ceilings: Ceilings) -> Drawn:
+    ok = run.ok[run.ok["ttft_ms"].notna()]
+    return _vs_axis(run, "ttft_vs_prompt", "Generation: time to first token vs prompt length", "seq",
+                    "prompt length (tokens)", [(*_with_ci(TTFT_CI), "time to first token (ms)", None)],
+                    ("batch", "layers"), "The prompt's prefill through every block, the last position's "
+                    "logits and its greedy token, timed eagerly as a user waits for it; median and 95% "
+                    "interval. " + _gen_caption(run), rows=ok)
+
+
+def token_latency_vs_experts(run, ceilings: Ceilings) -> Drawn:
+    ok = run.ok[run.ok["token_ms"].notna()]
+    return _vs_experts(run, "token_latency_vs_experts", "Generation: per-token latency vs number of experts",
+                       [(*_with_ci(TOKEN_CI), "per-token latency (ms)", 1, None)],
+                       "The median decode step of the whole model over every generated token, with its 95% "
+                       "interval; p10 and p90 in the table. Dense and mamba-ssm as reference lines. "
+                       + _gen_caption(run),
+                       {**{k: v for k, v in GEN_IDENT.items() if k not in IDENT}, "median ms": "token_ms",
+                        "p10 ms": "token_ms_p10", "p90 ms": "token_ms_p90", "TTFT ms": "ttft_ms",
+                        "tokens/s": "gen_tokens_per_s", "mJ/token": lambda d: d["gen_j_per_token"] * 1e3,
+                        "peak MiB": "gen_peak_mib", "scan": "scan_impl"},
+                       by=("seq", "batch", "layers"), rows=ok)
+
+
+GENERATE_FIGURES: tuple[Callable, ...] = (tokens_per_s_vs_batch, ttft_vs_prompt, token_latency_vs_experts,
+                                          power_trace)
+
+
+def figures_for(run) -> tuple[Callable, ...]:
+    """A generate run's figures, or a latency run's."""
+    return GENERATE_FIGURES if run.meta.get("tool") == "swimbench generate" else FIGURES

@@ -158,6 +158,27 @@ def finish(fig: Figure) -> Figure:
     return fig
 
 
+def provenance(run) -> str:
+    """What a figure's numbers were measured on, in one line: device, dtype(s), commit and run."""
+    env = run.env
+    git = env.get("git") or {}
+    commit = str(git.get("commit") or "unknown")[:10] + (" (dirty)" if git.get("dirty") else "")
+    dtypes = ", ".join(sorted({str(d) for d in run.rows.get("dtype", pd.Series(dtype=object)).dropna()})) \
+        or "dtype unknown"
+    return f"{run.machine} · {dtypes} · commit {commit} · run {run.name}"
+
+
+def stamp(fig: Figure, text: str) -> Figure:
+    """The figure's provenance at its foot, in the space the layout keeps for it: the title of the
+    legend below the panels (`finish`), or the figure's x label where it has no legend."""
+    if fig.legends:
+        fig.legends[0].set_title(text, prop={"size": 7.5})
+        fig.legends[0].get_title().set_color("0.35")
+    else:
+        fig.supxlabel(text, fontsize=7.5, color="0.35")
+    return fig
+
+
 def save(fig: Figure, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.svg"]

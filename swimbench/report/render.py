@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 from ..results.reader import Run, load_run
 from . import compare, plotting
 from .ceilings import resolve
-from .figures import FIGURES
+from .figures import figures_for
 from .summary import markdown
 
 
@@ -40,9 +40,10 @@ def render(runs: Sequence[Run], out: Path, peak_tflops: Optional[float] = None,
     for run in runs:
         ceilings = resolve(run.meta, peak_tflops, peak_gbps)
         drawn = []
-        for build in FIGURES:
+        for build in figures_for(run):
             d = build(run, ceilings)
             if d.fig is not None:
+                plotting.stamp(d.fig, plotting.provenance(run))
                 d.files = plotting.save(d.fig, out / run.name, d.name)
                 d.fig = None                       # drawn and saved: let it go
                 report.files += d.files

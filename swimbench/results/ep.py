@@ -93,5 +93,9 @@ def add_attempt(run: Path, attempt: dict) -> None:
 
 
 def is_ep_run(run: Path) -> bool:
-    path = Path(run) / METADATA
-    return path.exists() and json.loads(path.read_text()).get("tool") == "swimbench ep"
+    """Whether `run` is a run directory of `swimbench ep` (anything unreadable is not)."""
+    try:
+        meta = json.loads((Path(run) / METADATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("tool") == "swimbench ep"

@@ -4,7 +4,6 @@ rows written before a column did filled in; the raw samples, the power trace, th
 the configurations of metadata.json's points that have no row (an interrupted run's)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -12,7 +11,7 @@ from typing import Optional
 import pandas as pd
 
 from . import schema
-from .rundir import RunDir
+from .rundir import DamagedRun, RunDir
 
 
 class RunError(ValueError):
@@ -66,24 +65,73 @@ class Run:
 
 
 def load_run(path: Path, name: Optional[str] = None) -> Run:
+    """A run directory read back whole, or RunError with one line naming the damaged file and what is
+    wrong with it: metadata.json, results.csv (cut short, extra fields, a value of the wrong type, an
+    ok row without its medians), samples.jsonl, power.csv. Points without a row are `missing`: the
+    gate fails them and the report names them."""
     path = Path(path)
     try:
         rundir = RunDir.existing(path)
-        meta = rundir.read_metadata()
-        points = list(meta.get("points") or [])
+        meta = rundir.metadata()
+        points = list(meta["points"])
+        if not rundir.file(RunDir.RESULTS).is_file():
+            raise DamagedRun(f"{rundir.file(RunDir.RESULTS)} does not exist: no row was recorded")
         rows = read_rows(rundir, points)
         samples = rundir.read_samples()
+        _check_power(rundir)
     except FileNotFoundError as e:
         raise RunError(str(e)) from None
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        raise RunError(f"{path} is not a readable run directory ({type(e).__name__}: {e})") from None
+    except DamagedRun as e:
+        raise RunError(str(e)) from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        where = rundir.file(RunDir.RESULTS) if "results column" in str(e) else path
+        raise RunError(f"{where}: {e}") from None
     keys = set(rows["key"])
     missing = tuple(k for k in points if k not in keys)
     unplanned = tuple(k for k in rows["key"] if k not in set(points))
     return Run(name or path.name, path, meta, rows, samples, rundir, missing, unplanned)
 
 
+def check_resumable(rundir: RunDir) -> dict:
+    """The metadata of a run that `--resume` can continue, after its results table and samples have
+    been read as the report and the gate read them; DamagedRun (one line) where they cannot be."""
+    meta = rundir.metadata(RunDir.RESUME)
+    if rundir.file(RunDir.RESULTS).is_file():
+        read_rows(rundir, meta["points"])
+    rundir.read_samples()
+    _check_power(rundir)
+    return meta
+
+
+def _check_power(rundir: RunDir) -> None:
+    path = rundir.file(RunDir.POWER)
+    if path.is_file():
+        try:
+            head = path.read_text(encoding="utf-8").splitlines()[:1]
+        except UnicodeDecodeError:
+            raise DamagedRun(f"{path} is not UTF-8 text") from None
+        if not head or not head[0].startswith("unix_time,"):
+            raise DamagedRun(f"{path} is empty or has no header (unix_time,power_w,...)")
+
+
+def _ok_rows_complete(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """An ok row holds its medians: one without is a damaged row, not a measurement."""
+    ok = frame["status"] == "ok"
+    for col in ("prefill_ms", "decode_us"):
+        bad = frame.loc[ok & frame[col].isna(), "key"]
+        if len(bad):
+            raise DamagedRun(f"{path}: ok row {bad.iloc[0]} has no {col}")
+    return frame
+
+
 def read_rows(rundir: RunDir, order=None) -> pd.DataFrame:
     """results.csv as the schema's types, in the order of `order` (keys), measured rows written before
     a column existed given what they did then."""
-    return schema.with_before(rundir.results(order=order).frame())
+    path = rundir.file(RunDir.RESULTS)
+    try:
+        frame = rundir.results(order=order).frame()
+    except DamagedRun:
+        raise
+    except (ValueError, KeyError) as e:         # a cell of the wrong type, a column without values
+        raise DamagedRun(f"{path}: {e}") from None
+    return schema.with_before(_ok_rows_complete(frame, path))

@@ -5,6 +5,7 @@
         metadata.json   environment, command, profile, sweep, settings, status (atomic)
         samples.jsonl   the raw timing samples of each row (the gate's rank tests read them)
         power.csv       the power trace, appended after each row
+        .lock           held (fcntl.flock) by the one process writing the run; holds its pid
 
 A run spread over the ranks of torch.distributed (docs/distributed.md) has one directory: every rank
 writes its rows into the one results.csv and appends its samples, each write a read-merge-write of
@@ -12,8 +13,13 @@ the file under a lock (`shared`); rank 0 alone writes metadata.json and power.cs
 """
 from __future__ import annotations
 
+import csv
+import fcntl
+import io
 import json
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -23,6 +29,35 @@ from . import schema
 from .atomic import append_line, atomic_write_text, locked
 
 DONE = ("ok", "oom")        # rows --resume does not measure again ("error" rows are retried)
+
+
+class DamagedRun(ValueError):
+    """A file of a run directory that cannot be read as written; the message names the file, the line
+    and what is wrong, on one line."""
+
+
+def read_table(path: Path) -> list[dict]:
+    """results.csv as text records, every record checked to have the header's fields: a row cut short
+    (a truncated file) or one with more fields is refused, not filled in or shifted."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DamagedRun(f"{path} is not UTF-8 text (byte {e.start})") from None
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    if not records or not records[0]:
+        raise DamagedRun(f"{path} is empty: no header")
+    header = records[0]
+    if "key" not in header or "status" not in header:
+        raise DamagedRun(f"{path} has no key and status columns: not a results table")
+    out = []
+    for line, rec in enumerate(records[1:], start=2):
+        if not rec:
+            continue
+        if len(rec) != len(header):
+            what = "cut short (a truncated file?)" if len(rec) < len(header) else "more fields than the header"
+            raise DamagedRun(f"{path} line {line} has {len(rec)} fields, the header {len(header)}: {what}")
+        out.append(dict(zip(header, rec)))
+    return out
 
 
 class Results:
@@ -41,7 +76,7 @@ class Results:
     def _read(self) -> None:
         """The file's rows, kept as text; the rows this process put since stay as they are."""
         if self.path.exists():
-            for row in pd.read_csv(self.path, dtype=str, keep_default_na=False).to_dict("records"):
+            for row in read_table(self.path):
                 if row["key"] in self.kept or row["key"] not in self.rows:
                     self.rows[row["key"]] = row
                     self.kept.add(row["key"])
@@ -87,8 +122,18 @@ class Results:
         atomic_write_text(self.path, self.cells().to_csv(index=False))
 
 
+class RunLocked(RuntimeError):
+    """Another process holds the run directory's lock; `pid` is the holder's (None if unreadable)."""
+
+    def __init__(self, path: Path, pid: Optional[int]):
+        self.path, self.pid = path, pid
+        who = f"pid {pid}" if pid is not None else "another process"
+        super().__init__(f"{path} is being written by {who} (lock {path / RunDir.LOCK})")
+
+
 class RunDir:
     RESULTS, METADATA, SAMPLES, POWER = "results.csv", "metadata.json", "samples.jsonl", "power.csv"
+    LOCK = ".lock"
 
     def __init__(self, path: Path, shared: bool = False):
         self.path = Path(path)
@@ -116,6 +161,25 @@ class RunDir:
             raise FileNotFoundError(f"{path} is not a run directory (no {cls.METADATA})")
         return run
 
+    @contextmanager
+    def lock(self):
+        """Hold the run directory for this process: an exclusive, non-blocking flock on <run>/.lock,
+        which records the holder's pid. A second writer gets RunLocked at once; the kernel releases
+        the lock when its holder exits, however it ends (kill -9 included)."""
+        path = self.file(self.LOCK)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                raise RunLocked(self.path, int(text) if text.isdigit() else None) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield self
+        finally:
+            os.close(fd)
+
     def file(self, name: str) -> Path:
         return self.path / name
 
@@ -123,7 +187,35 @@ class RunDir:
         return Results(self.file(self.RESULTS), order, shared=self.shared)
 
     def read_metadata(self) -> dict:
-        return json.loads(self.file(self.METADATA).read_text())
+        """metadata.json as a JSON object, else DamagedRun naming the problem."""
+        path = self.file(self.METADATA)
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise DamagedRun(f"{path} is not UTF-8 text (byte {e.start})") from None
+        except json.JSONDecodeError as e:
+            raise DamagedRun(f"{path} is not JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(meta, dict):
+            raise DamagedRun(f"{path} holds a JSON {type(meta).__name__}, not an object")
+        return meta
+
+    READ = (("environment", dict), ("points", list))          # what reading a run needs
+    RESUME = READ + (("sweep", dict), ("settings", dict), ("attempts", list), ("profile", dict))
+
+    def metadata(self, fields=READ) -> dict:
+        """metadata.json checked to be what `swimbench latency` writes: an object with `fields` (READ:
+        its environment and points; RESUME: all that --resume reads), each of its type; else
+        DamagedRun naming the field."""
+        meta, path = self.read_metadata(), self.file(self.METADATA)
+        for field, kind in fields:
+            if field not in meta:
+                raise DamagedRun(f"{path} has no {field!r} field")
+            if not isinstance(meta[field], kind):
+                raise DamagedRun(f"{path}: {field!r} is a {type(meta[field]).__name__}, not a "
+                                 f"{kind.__name__}")
+        if not all(isinstance(p, str) for p in meta["points"]):
+            raise DamagedRun(f"{path}: 'points' holds something other than row keys")
+        return meta
 
     def write_metadata(self, meta: dict) -> None:
         atomic_write_text(self.file(self.METADATA), json.dumps(meta, indent=2, default=str) + "\n")
@@ -137,14 +229,18 @@ class RunDir:
             append_line(self.file(self.SAMPLES), line)
 
     def read_samples(self) -> dict[str, dict]:
-        """The last recorded samples of each key."""
+        """The last recorded samples of each key; a line that is not a record is refused by number."""
         out: dict[str, dict] = {}
         path = self.file(self.SAMPLES)
         if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
+            for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
                     rec = json.loads(line)
                     out[rec["key"]] = rec
+                except (ValueError, KeyError, TypeError):
+                    raise DamagedRun(f"{path} line {n} is not a samples record: {line[:60]!r}") from None
         return out
 
     def append_power(self, samples) -> None:

@@ -226,12 +226,38 @@ DECLARED: tuple[Column, ...] = (
     C("trace_source", STR, None, "nvml_power_usage where the power trace was sampled"),
     C("prefill_j_per_token_trace", FLOAT, "J/token", "the power trace integrated over the window (a check)"),
     C("decode_j_per_token_trace", FLOAT, "J/token", "the power trace integrated over the window (a check)"),
+    # generate: a whole model's prefill of the prompt, then greedy generation (swimbench generate)
+    C("model", STR, None, "generate: the model's preset (custom: sizes given)"),
+    C("vocab_size", INT, None, "generate: rows of the embedding and the tied head (padded)"),
+    C("new_tokens", INT, "tokens", "generate: tokens generated per sequence (the prompt's first one included)"),
+    C("ttft_ms", FLOAT, "ms", "generate: median time to first token (prefill of the prompt, its greedy token)"),
+    C("ttft_ms_p10", FLOAT, "ms", "generate: 10th percentile of the time to first token"),
+    C("ttft_ms_p90", FLOAT, "ms", "generate: 90th percentile of the time to first token"),
+    C("ttft_ms_ci_lo", FLOAT, "ms", "generate: 95% bootstrap interval of the median: low end"),
+    C("ttft_ms_ci_hi", FLOAT, "ms", "generate: 95% bootstrap interval of the median: high end"),
+    C("ttft_samples", INT, None, "generate: timed generations"),
+    C("token_ms", FLOAT, "ms", "generate: median per-token decode latency over the generated tokens"),
+    C("token_ms_p10", FLOAT, "ms", "generate: 10th percentile of the per-token latency"),
+    C("token_ms_p90", FLOAT, "ms", "generate: 90th percentile of the per-token latency"),
+    C("token_ms_ci_lo", FLOAT, "ms", "generate: 95% bootstrap interval of the median: low end"),
+    C("token_ms_ci_hi", FLOAT, "ms", "generate: 95% bootstrap interval of the median: high end"),
+    C("token_samples", INT, None, "generate: timed decode steps (new_tokens - 1 per generation)"),
+    C("gen_tokens_per_s", FLOAT, "tokens/s", "generate: batch over the median per-token latency"),
+    C("e2e_tokens_per_s", FLOAT, "tokens/s", "generate: batch x new_tokens over a whole generation, prefill "
+      "included (median)"),
+    C("gen_j_per_token", FLOAT, "J/token", "generate: energy counter over a window of decode steps, per token"),
+    C("gen_mean_w", FLOAT, "W", "generate: mean power over that window"),
+    C("gen_energy_window_s", FLOAT, "s", "generate: the window's length"),
+    C("gen_peak_mib", FLOAT, "MiB", "generate: peak allocated memory over prefill and generation, weights "
+      "included (GPU only)"),
     # context
     C("sm_clock_mhz", FLOAT, "MHz", "SM clock when the row finished (NVML)"),
     C("timing_clock", STR, None, "cuda_events or perf_counter"),
     C("attempt", INT, None, "the attempt of the run that measured the row (a resume is the next)"),
     C("measured_at", STR, None, "when the row was recorded (ISO 8601)"),
     C("wall_s", FLOAT, "s", "wall time of the row's measurement"),
+    C("repeats", INT, None, "times the row was measured (latency --repeats), each in another order of "
+                            "the sweep; the medians' interval spans the repeats' medians", before=1),
 )
 del C
 
@@ -240,6 +266,10 @@ INTERVALS: tuple[Interval, ...] = (
     Interval("prefill_ms", "prefill_ms_p10", "prefill_ms_p90", SPREAD),
     Interval("decode_us", "decode_us_ci_lo", "decode_us_ci_hi", CI),
     Interval("decode_us", "decode_us_p10", "decode_us_p90", SPREAD),
+    Interval("ttft_ms", "ttft_ms_ci_lo", "ttft_ms_ci_hi", CI),
+    Interval("ttft_ms", "ttft_ms_p10", "ttft_ms_p90", SPREAD),
+    Interval("token_ms", "token_ms_ci_lo", "token_ms_ci_hi", CI),
+    Interval("token_ms", "token_ms_p10", "token_ms_p90", SPREAD),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in DECLARED}

@@ -57,6 +57,10 @@ def find_profile(name: str) -> Path:
     p = Path(name)
     if p.suffix == ".toml" and p.is_file():
         return p
+    if p.is_file():
+        raise ProfileError(f"{name} is a file but not a profile: a profile is a .toml file")
+    if p.is_dir():
+        raise ProfileError(f"{name} is a directory, not a profile (a .toml file or a profile's name)")
     for d in profile_dirs():
         cand = d / f"{name}.toml"
         if cand.is_file():
@@ -68,7 +72,9 @@ def find_profile(name: str) -> Path:
 def load_profile(name: str) -> Profile:
     path = find_profile(name)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"profile {path} is not UTF-8 text (byte {e.start}); TOML files are UTF-8") from None
     except OSError as e:
         raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
     return parse_profile(text, path.stem, str(path))
@@ -83,7 +89,9 @@ def parse_profile(text: str, name: str = "<string>", path: Optional[str] = None)
     values: dict = {}
     description = ""
     for section, body in raw.items():
-        if section == "description" and isinstance(body, str):
+        if section == "description":
+            if not isinstance(body, str):
+                raise ProfileError(f"profile {where}: description = {body!r} is not allowed: expected a string")
             description = body
             continue
         if section not in SECTIONS or not isinstance(body, dict):

@@ -52,41 +52,66 @@ class Outcome:
     interrupted: bool = False
 
 
+def orders(points: list[Point], repeats: int) -> list[list[Point]]:
+    """The order of each repeat: the first as given, each later one rotated by another share of the
+    sweep and, every other repeat, reversed, so that no row always follows the same rows or sits at
+    the same time into the sweep (drift of the machine falls on every row alike)."""
+    n = len(points)
+    out = []
+    for r in range(repeats):
+        shift = (r * n) // repeats if n else 0
+        order = points[shift:] + points[:shift]
+        out.append(order[::-1] if r % 2 else order)
+    return out
+
+
 def run_sweep(points: Iterable[Point], measure: Callable[[Point], object],
               record: Callable[[Point, dict, Optional[dict]], None], done: Iterable[str] = (),
               on_start: Callable[[Point], None] = lambda p: None,
-              on_end: Callable[[Point, dict], None] = lambda p, r: None) -> Outcome:
+              on_end: Callable[[Point, dict], None] = lambda p, r: None, repeats: int = 1,
+              combine: Callable[[list], object] = lambda parts: parts[0]) -> Outcome:
     """`measure(point)` returns an object with `.row` and `.samples`; `record(point, row, samples)`
-    stores it before the next point starts. A KeyboardInterrupt ends the sweep with every recorded
-    row kept (the point in flight is not recorded); anything else fails only its own row."""
+    stores it. With `repeats` > 1 every point is measured that many times, the repeats in the orders
+    of `orders`, and recorded once its last repeat ends, as `combine(measurements)`; a point that fails
+    is recorded at once and not measured again. A KeyboardInterrupt ends the sweep with every recorded
+    row kept (points in flight, or with repeats still to come, are not recorded); anything else fails
+    only its own row."""
     points = list(points)
     done = set(done)
     out = Outcome(planned=len(points))
-    for point in points:
-        if point.key in done:
-            out.skipped += 1
-            continue
-        on_start(point)
-        samples = None
-        try:
-            result = measure(point)
-            row, samples = result.row, result.samples
-            out.measured.append(point.key)
-        except KeyboardInterrupt:
-            out.interrupted = True
-            break
-        except Exception as err:  # noqa: BLE001  (recorded in the row, the sweep goes on)
-            if is_oom(err):
-                row = failure_row(point, "oom", err)
-                out.oom.append(point.key)
+    todo = [p for p in points if p.key not in done]
+    out.skipped = len(points) - len(todo)
+    parts: dict[str, list] = {p.key: [] for p in todo}
+    failed: set[str] = set()
+    for order in orders(todo, max(1, repeats)):
+        for point in order:
+            if point.key in failed:
+                continue
+            on_start(point)
+            try:
+                result = measure(point)
+            except KeyboardInterrupt:
+                out.interrupted = True
+                return out
+            except Exception as err:  # noqa: BLE001  (recorded in the row, the sweep goes on)
+                oom = is_oom(err)
+                row = failure_row(point, "oom" if oom else "error", err)
+                (out.oom if oom else out.errors).append(point.key)
+                failed.add(point.key)
+                del err
+                record(point, row, None)
+                on_end(point, row)
+                continue
+            finally:
+                release_memory()
+            parts[point.key].append(result)
+            if len(parts[point.key]) == max(1, repeats):
+                final = combine(parts.pop(point.key))
+                out.measured.append(point.key)
+                record(point, final.row, final.samples)
+                on_end(point, final.row)
             else:
-                row = failure_row(point, "error", err)
-                out.errors.append(point.key)
-            del err
-        finally:
-            release_memory()
-        record(point, row, samples)
-        on_end(point, row)
+                on_end(point, result.row)
     return out
 
 

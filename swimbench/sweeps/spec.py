@@ -2,6 +2,7 @@
 against) and the settings of the measurement, as plain frozen dataclasses that round-trip to JSON."""
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Optional
 
@@ -42,17 +43,18 @@ def _int(lo: int, hi: Optional[int] = None):
     return ok, (f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}")
 
 
-def _ints(lo: int):
-    ok1, _ = _int(lo)
+def _ints(lo: int, hi: int):
+    ok1, _ = _int(lo, hi)
     return (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(ok1(x) for x in v),
-            f"a non-empty list of integers >= {lo}")
+            f"a non-empty list of integers from {lo} to {hi}")
 
 
-def _num(lo: float, strict: bool = False):
+def _num(lo: float, hi: float, strict: bool = False):
+    """A finite number from lo (excluded when strict) to hi: inf and nan overflow what is made of them."""
     def ok(v):
-        return (isinstance(v, (int, float)) and not isinstance(v, bool)
-                and (v > lo if strict else v >= lo))
-    return ok, f"a number {'>' if strict else '>='} {lo:g}"
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and (v > lo if strict else v >= lo) and v <= hi)
+    return ok, f"a finite number {'>' if strict else '>='} {lo:g} and <= {hi:g}"
 
 
 def _choice(allowed):
@@ -78,6 +80,9 @@ def setting(default=MISSING, *, rule, section: str, option: Optional[str] = None
 
 
 _REF = Reference()
+# Upper bounds of sizes and counts: past them a size overflows, or a sweep never ends (a batch or
+# sequence too large for the device is measured as an oom row).
+MAX_D_MODEL, MAX_SEQ, MAX_REPS = 65_536, 1 << 40, 100_000
 
 
 def _has_experts(variant: str) -> bool:
@@ -87,29 +92,30 @@ def _has_experts(variant: str) -> bool:
 @dataclass(frozen=True)
 class Sweep:
     # the dense reference every variant is FLOP-matched to (flat: these are the profile's [model] keys)
-    d_model: int = setting(_REF.d_model, rule=_int(1), section="model", option="d_model")
-    expand: int = setting(_REF.expand, rule=_int(1), section="model", option="expand")
+    d_model: int = setting(_REF.d_model, rule=_int(1, MAX_D_MODEL), section="model", option="d_model")
+    expand: int = setting(_REF.expand, rule=_int(1, 64), section="model", option="expand")
     d_state: int = setting(_REF.d_state, rule=_int(1, 256), section="model", option="d_state")
     d_conv: int = setting(_REF.d_conv, rule=_int(1, 8), section="model", option="d_conv")
     dtype: str = setting("bf16", rule=_choice(DTYPES), section="model", option="dtype")
     # the axes; variants: any registered design (swimbench.designs), by default the built-in ones
     variants: tuple[str, ...] = setting(rule=_variants(), section="sweep", option="variants",
                                         factory=lambda: designs.names(default_only=True))
-    experts: tuple[int, ...] = setting((2, 4, 8, 16), rule=_ints(1), section="sweep", option="experts")
-    top_k: tuple[int, ...] = setting((1, 2), rule=_ints(1), section="sweep", option="top_k")
-    seq: tuple[int, ...] = setting((2048,), rule=_ints(1), section="sweep", option="seq")
-    batch: tuple[int, ...] = setting((1,), rule=_ints(1), section="sweep", option="batch")
-    layers: tuple[int, ...] = setting((1,), rule=_ints(1), section="sweep", option="layers")
+    experts: tuple[int, ...] = setting((2, 4, 8, 16), rule=_ints(1, 1024), section="sweep", option="experts")
+    top_k: tuple[int, ...] = setting((1, 2), rule=_ints(1, 1024), section="sweep", option="top_k")
+    seq: tuple[int, ...] = setting((2048,), rule=_ints(1, MAX_SEQ), section="sweep", option="seq")
+    batch: tuple[int, ...] = setting((1,), rule=_ints(1, MAX_SEQ), section="sweep", option="batch")
+    layers: tuple[int, ...] = setting((1,), rule=_ints(1, 64), section="sweep", option="layers")
     # FLOP-match every variant to dense (prefill); False: expand * d_model for all
     match: bool = setting(True, rule=_bool(), section="sweep", option="match")
-    align: int = setting(8, rule=_int(1), section="sweep")
+    align: int = setting(8, rule=_int(1, 256), section="sweep")
     # mamba-ssm's Mamba as a comparator row: auto, on, off
     comparator: str = setting("auto", rule=_choice(COMPARATOR_MODES), section="sweep", option="mamba_ssm")
     # how routed variants choose experts (docs/layers.md)
     routing: str = setting("balanced", rule=_choice(ROUTINGS), section="sweep", option="routing")
     # MoE-Mamba's Switch FFN capacity and expert width (in units of d_inner)
-    capacity_factor: float = setting(1.25, rule=_num(0, strict=True), section="model", option="capacity_factor")
-    ffn_mult: int = setting(1, rule=_int(1), section="model", option="ffn_mult")
+    capacity_factor: float = setting(1.25, rule=_num(1, 1024), section="model",
+                                   option="capacity_factor")
+    ffn_mult: int = setting(1, rule=_int(1, 64), section="model", option="ffn_mult")
 
     def __post_init__(self):
         for f in ("variants", "experts", "top_k", "seq", "batch", "layers"):   # a repeat is one row
@@ -154,20 +160,24 @@ STORED_BEFORE = {"prefill": "eager"}   # settings added since, as runs stored be
 @dataclass(frozen=True)
 class MeasureSettings:
     # timed repetitions per measurement (prefill; decode likewise)
-    budget_s: float = setting(1.0, rule=_num(0, strict=True), section="measure", option="budget")
-    min_reps: int = setting(10, rule=_int(1), section="measure", option="min_reps")
-    warmup_reps: int = setting(2, rule=_int(1), section="measure", option="warmup")
-    warmup_s: float = setting(0.25, rule=_num(0), section="measure")
+    budget_s: float = setting(1.0, rule=_num(0, 3600, strict=True), section="measure",
+                             option="budget")
+    min_reps: int = setting(10, rule=_int(1, MAX_REPS), section="measure", option="min_reps")
+    warmup_reps: int = setting(2, rule=_int(1, MAX_REPS), section="measure", option="warmup")
+    warmup_s: float = setting(0.25, rule=_num(0, 3600), section="measure")
     flush_l2: bool = setting(False, rule=_bool(), section="measure", option="flush_l2")          # GPU only
     prefill: str = setting("graph", rule=_choice(TIMING_MODES), section="measure", option="prefill")   # graph: GPU
     decode: str = setting("graph", rule=_choice(TIMING_MODES), section="measure", option="decode")
     # decode calls grouped so one sample lasts at least this
-    decode_sample_s: float = setting(1e-3, rule=_num(0), section="measure")
+    decode_sample_s: float = setting(1e-3, rule=_num(0, 1), section="measure")
     # GPU with NVML only; elsewhere the columns stay empty
     energy: bool = setting(True, rule=_bool(), section="measure", option="energy")
-    energy_window_s: float = setting(1.0, rule=_num(1.0), section="measure", option="energy_window")
-    power_interval_ms: float = setting(20.0, rule=_num(1.0), section="measure", option="power_interval")
-    seed: int = setting(0, rule=_int(0), section="measure", option="seed")
+    energy_window_s: float = setting(1.0, rule=_num(1.0, 600), section="measure", option="energy_window")
+    power_interval_ms: float = setting(20.0, rule=_num(1.0, 60_000), section="measure",
+                                      option="power_interval")
+    seed: int = setting(0, rule=_int(0, 2**63 - 1), section="measure", option="seed")
+    # the sweep measured this many times, each in another order: the spread between runs (the gate's)
+    repeats: int = setting(1, rule=_int(1, 100), section="measure", option="repeats")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -201,7 +211,89 @@ SECTIONS = {sec: tuple(f.name for f in SETTINGS if f.metadata["section"] == sec)
 OPTIONS = {f.metadata["option"]: f.name for f in SETTINGS if f.metadata["option"]}   # latency option -> field
 
 
+def top_k_rule(experts, top_k) -> tuple[Optional[str], list[tuple[int, int]]]:
+    """The one rule of `latency` and `flops` for experts x top-k: a pair with k > E is left out (the
+    pairs returned, for a note); a k above every E leaves nothing, and is refused (what is allowed)."""
+    if max(top_k) > max(experts):
+        return f"values at most the largest --experts ({max(experts)})", []
+    return None, [(E, k) for E in experts for k in top_k if k > E]
+
+
 def problem(field: str, value) -> Optional[str]:
     """None when `value` is acceptable for `field`, else what the field accepts."""
     ok, allowed = RULES[field]
     return None if ok(value) else (allowed() if callable(allowed) else allowed)
+
+
+# --- `swimbench generate`: whole models generating text (docs/generate.md) -----------------------------
+@dataclass(frozen=True)
+class GenPoint:
+    """One generation configuration: one row of a generate run. `seq` is the prompt's length and `layers`
+    the model's blocks, so that the columns a row shares with latency rows mean the same."""
+    variant: str
+    experts: int
+    top_k: int
+    seq: int
+    batch: int
+    layers: int
+    new_tokens: int
+    model: str              # the preset (or "custom")
+
+    @property
+    def key(self) -> str:
+        return (f"gen/{self.model}/{self.variant}/E{self.experts}/k{self.top_k}/prompt{self.seq}"
+                f"/new{self.new_tokens}/b{self.batch}")
+
+    def label(self) -> str:
+        moe = "" if not _has_experts(self.variant) else f" E={self.experts} k={self.top_k}"
+        return f"{self.model} {self.variant}{moe} prompt={self.seq} new={self.new_tokens} b={self.batch}"
+
+
+@dataclass(frozen=True)
+class GenerateSweep:
+    """The models and generations of a generate run: a preset (or d_model and n_layer), its designs at
+    matched FLOPs, prompts, new tokens and batches. Validation of each field is the command's
+    (cli/generate.py); the model's sizes are swimbench.flops.model's."""
+    preset: Optional[str] = "1.4b"
+    d_model: Optional[int] = None           # replaces the preset's
+    n_layer: Optional[int] = None
+    vocab_size: Optional[int] = None
+    expand: int = _REF.expand
+    d_state: int = _REF.d_state
+    d_conv: int = _REF.d_conv
+    dtype: str = "bf16"
+    variants: tuple[str, ...] = field(default_factory=lambda: designs.names(default_only=True))
+    experts: tuple[int, ...] = (8,)
+    top_k: tuple[int, ...] = (1, 2)
+    prompt: tuple[int, ...] = (2048,)
+    new_tokens: int = 256
+    batch: tuple[int, ...] = (1, 16)
+    routing: str = "balanced"
+    capacity_factor: float = 1.25
+    ffn_mult: int = 1
+    align: int = 8
+    comparator: str = "auto"                # mamba-ssm's MambaLMHeadModel rows: auto, on, off
+
+    def __post_init__(self):
+        for f in ("variants", "experts", "top_k", "prompt", "batch"):
+            object.__setattr__(self, f, tuple(dict.fromkeys(getattr(self, f))))
+
+    def points(self, model: str, n_layer: int, comparator: bool = False) -> list[GenPoint]:
+        """Prompt and batch outermost; the comparator first in each block, then every design."""
+        out = []
+        for prompt in self.prompt:
+            for batch in self.batch:
+                if comparator:
+                    out.append(GenPoint(COMPARATOR, 1, 1, prompt, batch, n_layer, self.new_tokens, model))
+                for v in self.variants:
+                    pairs = [(E, k) for E in self.experts for k in self.top_k if k <= E] \
+                        if _has_experts(v) else [(1, 1)]
+                    out += [GenPoint(v, E, k, prompt, batch, n_layer, self.new_tokens, model) for E, k in pairs]
+        return out
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GenerateSweep":
+        return cls(**_tuples(cls, d))

@@ -82,26 +82,26 @@ def test_dense_matches_mamba_ssm(mamba_reference_path, dtype, kernels, monkeypat
 @pytest.mark.parametrize("kernels", ["reference", "triton"])
 @pytest.mark.parametrize("variant,E,k", MOE)
 def test_decode_reproduces_prefill(variant, E, k, kernels, monkeypatch):
-    # With "triton" the layer runs the fused kernels (interpreted here), prefill and decode alike. The
-    # full prefill has more token slots than the gathered path takes (sorted dispatch), the steps a few
-    # (gathered): the two dispatch paths must agree.
+    # With "triton" the layer runs the fused kernels (interpreted here), prefill and decode alike. With
+    # the gathered path's limit lowered to 8 slots, the prefills go through the sorted dispatch and the
+    # steps (2 k slots) through the gathered one: the two paths must agree.
     monkeypatch.setenv("SWIMBENCH_KERNELS", "auto" if kernels == "triton" else "reference")
+    monkeypatch.setattr(dispatch, "GATHER_SLOTS", 8)
     layer = _randomise(build_layer(_cfg(variant, E, k)))
-    L = 37
+    L = 13
     x = torch.randn(2, L, SMALL["d_model"])
-    if variant in ("swimba", "moe_mamba", "rom"):
-        assert dispatch.path(2 * L * k) == "sorted" and dispatch.path(2 * k) == "gathered"
+    assert dispatch.path(2 * 7 * k) == "sorted" and dispatch.path(2 * k) == "gathered"
     with torch.no_grad():
         full = layer(x)
         cache = layer.allocate_cache(2)
         cache.ssm.fill_(float("nan"))        # step must not read a state that prefill did not write
         cache.conv.fill_(float("nan"))
-        head = layer(x[:, :31], cache)
-        tail = torch.cat([layer.step(x[:, t:t + 1], cache) for t in range(31, L)], dim=1)
+        head = layer(x[:, :7], cache)
+        tail = torch.cat([layer.step(x[:, t:t + 1], cache) for t in range(7, L)], dim=1)
         empty = layer.allocate_cache(2)
         steps = torch.cat([layer.step(x[:, t:t + 1], empty) for t in range(L)], dim=1)
-    assert rel_err(head, full[:, :31]) < 1e-6
-    assert rel_err(tail, full[:, 31:]) < 1e-5
+    assert rel_err(head, full[:, :7]) < 1e-6
+    assert rel_err(tail, full[:, 7:]) < 1e-5
     assert rel_err(steps, full) < 1e-5
 
 

@@ -80,10 +80,11 @@ def test_kernel_columns_round_trip_and_older_rows_read_empty(tmp_path):
     assert {c: COLUMNS.count(c) for c in KERNEL_COLUMNS} == {c: 1 for c in KERNEL_COLUMNS}
     counts = {c: int(rng.integers(1, 500)) for c in KERNEL_COLUMNS}
     run = RunDir.create(tmp_path, "new")
-    run.write_metadata({"points": ["dense/a", "cpu/b"]})
+    run.write_metadata({"points": ["dense/a", "cpu/b"], "environment": {"device": "cpu"}})
     res = run.results()
-    res.put({"key": "dense/a", "status": "ok", "variant": "dense", "device": "cuda", **counts})
-    res.put({"key": "cpu/b", "status": "ok", "variant": "dense", "device": "cpu",
+    medians = {"prefill_ms": 1.0, "decode_us": 2.0}           # an ok row holds its medians
+    res.put({"key": "dense/a", "status": "ok", "variant": "dense", "device": "cuda", **medians, **counts})
+    res.put({"key": "cpu/b", "status": "ok", "variant": "dense", "device": "cpu", **medians,
              **{c: None for c in KERNEL_COLUMNS}})
     rows = load_run(run.path).rows.set_index("key")
     assert {c: rows.loc["dense/a", c] for c in KERNEL_COLUMNS} == counts
@@ -95,9 +96,9 @@ def test_kernel_columns_round_trip_and_older_rows_read_empty(tmp_path):
     # A run written before the columns existed: its rows read back without counts, and a resume
     # rewrites them with the columns empty.
     old = RunDir.create(tmp_path, "old")
-    old.write_metadata({"points": ["dense/a"]})
+    old.write_metadata({"points": ["dense/a"], "environment": {"device": "cpu"}})
     before = [c for c in COLUMNS if c not in KERNEL_COLUMNS]
-    pd.DataFrame([{"key": "dense/a", "status": "ok", "variant": "dense", "prefill_ms": 1.5}],
+    pd.DataFrame([{"key": "dense/a", "status": "ok", "variant": "dense", "prefill_ms": 1.5, "decode_us": 3.0}],
                  columns=before).to_csv(old.path / old.RESULTS, index=False)
     rows = load_run(old.path).rows
     assert rows[list(KERNEL_COLUMNS)].isna().all().all() and rows.loc[0, "prefill_ms"] == 1.5

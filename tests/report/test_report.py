@@ -270,3 +270,19 @@ def test_decode_vs_batch_draws_each_designs_floor_in_its_colour_and_older_runs_w
     flagged = decode_vs_batch(old, resolve(old.meta, tflops=float(rng.uniform(200, 1000)),
                                            gbps=float(rng.uniform(1000, 5000))))
     assert sum(len(_floor_lines(ax)) for ax in flagged.fig.axes) == 2 * 2      # (dense, swimba) x E
+
+
+@pytest.mark.parametrize("figure", FIGURES, ids=NAMES)
+def test_every_figure_names_its_device_dtype_and_commit(figure, gpu_run, tmp_path):
+    """The provenance line goes into the space the layout keeps (the legend's title, or the x label)
+    and names the run's GPU, dtype and commit, as its metadata has them."""
+    run = load_run(gpu_run)
+    d = figure(run, resolve(run.meta, None, None))
+    if d.fig is None:
+        pytest.skip(d.skipped)
+    plotting.stamp(d.fig, plotting.provenance(run))
+    texts = [lg.get_title().get_text() for lg in d.fig.legends] + [t.get_text() for t in d.fig.texts]
+    line = next(t for t in texts if "commit" in t)
+    git = run.env.get("git") or {}
+    assert H100 in line and "bf16" in line and str(git.get("commit") or "unknown")[:10] in line
+    assert run.name in line

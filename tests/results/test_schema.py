@@ -125,7 +125,8 @@ def test_intervals_are_pairs_of_declared_columns():
     # and in real rows each interval holds its value
     rows = load_run(H200).ok
     for i in schema.INTERVALS:
-        assert (rows[i.lo] <= rows[i.of]).all() and (rows[i.of] <= rows[i.hi]).all(), i
+        has = rows[rows[i.of].notna()]          # a latency run: the generate columns are empty
+        assert (has[i.lo] <= has[i.of]).all() and (has[i.of] <= has[i.hi]).all(), i
 
 
 def test_the_docs_column_table_is_the_schemas():

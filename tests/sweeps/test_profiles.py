@@ -65,7 +65,7 @@ def test_partial_profile_keeps_defaults():
 @pytest.mark.parametrize("text, words", [
     ('[sweep]\nexprts = [2]\n', ["exprts", "[sweep]", "known:"]),
     ('[sweeps]\nseq = [1]\n', ["sweeps", "unknown section"]),
-    ('[sweep]\nexperts = [0, 2]\n', ["[sweep] experts", "integers >= 1"]),
+    ('[sweep]\nexperts = [0, 2]\n', ["[sweep] experts", "integers from 1 to 1024"]),
     ('[sweep]\nvariants = ["dense", "moe"]\n', ["variants", "dense, swimba, separated"]),
     ('[model]\nd_state = 1000\n', ["d_state", "1 to 256"]),
     ('[model]\ndtype = "fp8"\n', ["dtype", "bf16"]),

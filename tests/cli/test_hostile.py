@@ -1,0 +1,512 @@
+"""Hostile input, as a new user or a broken disk gives it (issue 14): every case ends in one line on
+stderr naming what is wrong, with its own exit status, no traceback, and no change to result files
+that were there before. Each category of the issue, with more cases than it lists."""
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from swimbench.results import RunDir
+
+from swimbench.sweeps.spec import Sweep
+
+from ..synthetic import cli, lognormal, make_run, rng_for
+
+ROOT = Path(__file__).resolve().parents[2]
+# sizes at which a latency run is a fraction of a second per row on the CPU
+TINY = ["--device", "cpu", "--d-model", "16", "--d-state", "4", "--seq", "8", "-k", "1", "--budget", "0.005",
+        "--min-reps", "3", "--warmup", "1", "--dtype", "fp32", "-E", "2", "-v", "dense,swimba"]
+SMALL_FLOPS = ["--d-model", "64", "-E", "1,2", "-k", "1", "--seq", "4", "-v", "dense,swimba"]
+
+
+def one_line(code, err, want_code, *words):
+    """The error contract: the exit status, one line on stderr, no traceback, the words it must name.
+    (`flops` reports its progress on stderr, line by line, before an error at the end can happen.)"""
+    assert code == want_code, err
+    err = "".join(line for line in err.splitlines(keepends=True) if not line.startswith("counted "))
+    assert "Traceback" not in err
+    assert err.strip().count("\n") == 0, err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file under `folder` and a digest of its bytes (the lock file, which a writer creates,
+    left out: it is no result)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != RunDir.LOCK}
+
+
+def unchanged(before: dict, folder: Path) -> bool:
+    return snapshot(folder) == before
+
+
+# --- 1. outputs that cannot be written, checked before any work -------------------------------------
+@pytest.fixture
+def a_file(tmp_path):
+    f = tmp_path / "exists.txt"
+    f.write_text("keep me\n")
+    return f
+
+
+UNWRITABLE_FILES = {                      # --out of flops, gate --update's baseline
+    "under /proc": lambda t, f: Path("/proc/swimbench-test/flops.json"),
+    "/proc itself": lambda t, f: Path("/proc/flops.json"),
+    "a directory": lambda t, f: t,
+    "under a file": lambda t, f: f / "flops.json",
+    "a device": lambda t, f: Path("/dev/null"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNWRITABLE_FILES))
+def test_flops_out_that_cannot_be_written_is_refused_before_counting(case, tmp_path, a_file, capsys):
+    target = UNWRITABLE_FILES[case](tmp_path, a_file)
+    before = snapshot(tmp_path)
+    code, out, err = cli(["flops", *SMALL_FLOPS, "--out", target], capsys)
+    one_line(code, err, 2, "--out", str(target))
+    assert out == "" and unchanged(before, tmp_path)       # nothing counted, nothing written
+
+
+@pytest.mark.parametrize("case", sorted(UNWRITABLE_FILES))
+def test_gate_update_to_a_baseline_that_cannot_be_written(case, tmp_path, a_file, capsys):
+    target = UNWRITABLE_FILES[case](tmp_path, a_file)
+    rng = rng_for(f"hostile-update-{case}")
+    run = make_run(tmp_path / "runs", lognormal(rng, n=8), rng=rng, sweep=SMALL_SWEEP)
+    before = snapshot(tmp_path)
+    code, _, err = cli(["gate", run.path, "--baseline", target, "--update"], capsys)
+    one_line(code, err, 2, "--baseline", str(target))
+    assert unchanged(before, tmp_path)
+
+
+UNWRITABLE_DIRS = {                       # --out of latency (a parent) and of report
+    "under /proc": lambda t, f: Path("/proc/swimbench-test"),
+    "/proc itself": lambda t, f: Path("/proc"),
+    "an existing file": lambda t, f: f,
+    "under a file": lambda t, f: f / "sub",
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNWRITABLE_DIRS))
+def test_latency_out_that_cannot_be_written_is_refused_before_measuring(case, tmp_path, a_file, capsys):
+    target = UNWRITABLE_DIRS[case](tmp_path, a_file)
+    before = snapshot(tmp_path)
+    code, out, err = cli(["latency", *TINY, "--out", target], capsys)
+    one_line(code, err, 2, "--out")
+    assert out == "" and unchanged(before, tmp_path)
+
+
+@pytest.mark.parametrize("case", sorted(UNWRITABLE_DIRS))
+def test_report_out_that_cannot_be_written(case, tmp_path, a_file, capsys):
+    target = UNWRITABLE_DIRS[case](tmp_path, a_file)
+    rng = rng_for(f"hostile-report-{case}")
+    run = make_run(tmp_path / "runs", lognormal(rng, n=8), rng=rng, sweep=SMALL_SWEEP)
+    before = snapshot(tmp_path)
+    code, _, err = cli(["report", run.path, "--out", target], capsys)
+    one_line(code, err, 2, "--out")
+    assert unchanged(before, tmp_path)
+
+
+def test_latency_from_a_directory_it_cannot_write_names_out(monkeypatch, capsys):
+    monkeypatch.chdir("/proc")                  # the default --out is ./reports
+    code, _, err = cli(["latency", *TINY], capsys)
+    one_line(code, err, 2, "--out", "reports")
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_a_full_disk_leaves_no_partial_output(fmt, tmp_path, monkeypatch, capsys):
+    """ENOSPC when the output is flushed: one line, and neither a 0-byte file nor a temporary one."""
+    import swimbench.results.atomic as atomic
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    target = tmp_path / "out" / "flops.json"
+    code, _, err = cli(["flops", *SMALL_FLOPS, "--format", fmt, "--out", target], capsys)
+    one_line(code, err, 2, "--out", "No space left on device")
+    assert list(target.parent.iterdir()) == []
+
+
+def test_a_full_disk_keeps_the_old_output_whole(tmp_path, monkeypatch, capsys):
+    import swimbench.results.atomic as atomic
+    target = tmp_path / "flops.csv"
+    target.write_text("the previous result\n")
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    code, _, err = cli(["flops", *SMALL_FLOPS, "--format", "csv", "--out", target], capsys)
+    one_line(code, err, 2, "--out")
+    assert target.read_text() == "the previous result\n" and len(list(tmp_path.iterdir())) == 1
+
+
+# --- empty lists and sizes that overflow ---------------------------------------------------------
+@pytest.mark.parametrize("args, flag", [
+    (["flops", "-E", ""], "--experts"),
+    (["flops", "-E", " , "], "--experts"),
+    (["flops", "-v", ""], "--variants"),
+    (["flops", "-v", ","], "--variants"),
+    (["kernels", "-E", ""], "--experts"),
+    (["kernels", "--kernel", ""], "--kernel"),
+    (["kernels", "--batch", ","], "--batch"),
+    (["latency", "--device", "cpu", "-E", ""], "--experts"),
+    (["latency", "--device", "cpu", "-v", ""], "--variants"),
+    (["latency", "--device", "cpu", "--seq", ","], "--seq"),
+    (["latency", "--device", "cpu", "-k", ""], "--top-k"),
+])
+def test_empty_lists_name_their_flag(args, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(args, capsys)
+    one_line(code, err, 2, flag)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["flops", "--d-model", "1000000000"], "--d-model"),
+    (["flops", "--seq", "100000000"], "--seq"),
+    (["flops", "--batch", "100000000"], "--batch"),
+    (["flops", "--seq", "4096", "--batch", "4096"], "--seq"),
+    (["flops", "--capacity-factor", "inf"], "--capacity-factor"),
+    (["flops", "--capacity-factor", "nan"], "--capacity-factor"),
+    (["flops", "--capacity-factor", "0.5"], "--capacity-factor"),
+    (["flops", "-E", "100000"], "--experts"),
+    (["flops", "--expand", "100000"], "--expand"),
+    (["flops", "--ffn-mult", "100000"], "--ffn-mult"),
+    (["report", "RUN", "--peak-gbps", "inf"], "--peak-gbps"),
+    (["report", "RUN", "--peak-tflops", "nan"], "--peak-tflops"),
+    (["report", "RUN", "--peak-gbps", "-1"], "--peak-gbps"),
+    (["latency", "--device", "cpu", "--d-model", "1000000000"], "--d-model"),
+    (["latency", "--device", "cpu", "--capacity-factor", "inf"], "--capacity-factor"),
+    (["latency", "--device", "cpu", "--capacity-factor", "0.5"], "--capacity-factor"),
+    (["latency", "--device", "cpu", "--min-reps", "100000000"], "--min-reps"),
+    (["latency", "--device", "cpu", "--budget", "inf"], "--budget"),
+    (["latency", "--device", "cpu", "--budget", "nan"], "--budget"),
+    (["latency", "--device", "cpu", "--repeats", "0"], "--repeats"),
+    (["latency", "--device", "cpu", "--repeats", "1000"], "--repeats"),
+    (["latency", "--device", "cpu", "--energy-window", "inf"], "--energy-window"),
+    (["latency", "--device", "cpu", "--layers", "1000"], "--layers"),
+    (["latency", "--device", "cpu", "-E", "2", "-k", "4"], "--top-k"),
+    (["latency", "--device", "cpu", "--format", "xml"], "--format"),
+    (["gate", "--baseline", "b.json", "--format", "yaml"], "--format"),
+])
+def test_sizes_that_overflow_and_values_out_of_range(args, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(args, capsys)
+    one_line(code, err, 2, flag)
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_flops_and_latency_share_one_rule_for_top_k_above_experts(capsys, tmp_path):
+    """-k above some expert counts leaves those pairs out, with a note, in both commands; above all of
+    them it is refused by both, in the same words."""
+    code, out, err = cli(["flops", "--d-model", "64", "-E", "1,2,4", "-k", "2", "--seq", "4", "-v", "dense,swimba",
+                          "--format", "json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert [(r["variant"], r["experts"], r["top_k"]) for r in rows] == [("dense", 1, 1), ("swimba", 2, 2),
+                                                                       ("swimba", 4, 2)]
+    assert "--experts 1 left out" in err
+    code, out, err = cli(["latency", *TINY, "-E", "1,2", "-k", "2", "--dry-run"], capsys)
+    assert code == 0 and "E=1 k=2" in out, err
+    messages = []
+    for cmd in (["flops", "-E", "2,8", "-k", "16"], ["latency", "--device", "cpu", "-E", "2,8", "-k", "16"]):
+        code, _, err = cli(cmd, capsys)
+        one_line(code, err, 2, "--top-k")
+        messages.append(err.split("expected", 1)[1])
+    assert messages[0] == messages[1]
+
+
+# --- profiles -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe[model]\nd_model = 64\n", ["not UTF-8"]),
+    (b"description = 42\n", ["description", "string"]),
+    (b"description = [\"a\"]\n", ["description", "string"]),
+    (b"[model]\nd_model = 1e9\n", ["d_model"]),
+    (b"[model]\nd_model = 1000000000\n", ["d_model", "65536"]),
+    (b"[measure]\nmin_reps = 100000000\n", ["min_reps"]),
+    (b"[measure]\nbudget_s = inf\n", ["budget_s", "finite"]),
+    (b"[model]\ncapacity_factor = nan\n", ["capacity_factor", "finite"]),
+    (b"[sweep]\nexperts = []\n", ["experts", "non-empty"]),
+    (b"[gpu]\nname = 'x'\n", ["unknown section"]),
+    (b"model = 3\n", ["unknown section"]),
+])
+def test_bad_profiles_are_one_line_naming_the_file(content, words, tmp_path, capsys):
+    prof = tmp_path / "mine.toml"
+    prof.write_bytes(content)
+    code, _, err = cli(["latency", "--device", "cpu", "--profile", prof, "--out", tmp_path / "runs"], capsys)
+    one_line(code, err, 2, "--profile", str(prof), *words)
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+
+@pytest.mark.parametrize("path, words", [("/etc/passwd", ["not a profile"]), ("/etc", ["directory"]),
+                                          ("no-such-profile", ["no profile named"])])
+def test_profile_paths_that_are_not_profiles(path, words, capsys, tmp_path):
+    code, _, err = cli(["latency", "--device", "cpu", "--profile", path, "--out", tmp_path], capsys)
+    one_line(code, err, 2, "--profile", *words)
+
+
+def test_an_empty_profile_says_it_is_the_gpu_sweep_and_its_time(tmp_path, capsys):
+    prof = tmp_path / "empty.toml"
+    prof.write_text("")
+    code, out, err = cli(["latency", "--device", "cpu", "--profile", prof, "--dry-run"], capsys)
+    assert code == 0
+    assert "warning" in err and "d_model 2048" in err       # the GPU sweep on a CPU: said before it runs
+    assert "d_model = 2048" in out and "sets nothing" in out
+
+
+# --- 2. damaged run directories: latency --resume, report and gate alike ----------------------------
+SMALL_SWEEP = Sweep(d_model=64, variants=("dense", "swimba"), experts=(2,), top_k=(1,), seq=(8,),
+                              batch=(1,))
+
+
+def _truncate(run: Path):
+    text = (run / "results.csv").read_text()
+    (run / "results.csv").write_text(text[:len(text) - len(text.splitlines()[-1]) // 2 - 1])
+
+
+def _extra_field(run: Path):
+    lines = (run / "results.csv").read_text().splitlines()
+    lines[-1] += ",surplus"
+    (run / "results.csv").write_text("\n".join(lines) + "\n")
+
+
+def _meta(run: Path, change):
+    meta = json.loads((run / "metadata.json").read_text())
+    (run / "metadata.json").write_text(json.dumps(change(meta)))
+
+
+def _cell(run: Path, column: str, value: str):
+    df = pd.read_csv(run / "results.csv", dtype=str, keep_default_na=False)
+    df.loc[df["status"] == "ok", column] = value
+    df.to_csv(run / "results.csv", index=False)
+
+
+DAMAGES = {
+    "truncated results.csv": (_truncate, "results.csv"),
+    "a row with more fields": (_extra_field, "results.csv"),
+    "results.csv not UTF-8": (lambda r: (r / "results.csv").write_bytes(b"\xff\xfe\x00key"), "results.csv"),
+    "empty results.csv": (lambda r: (r / "results.csv").write_text(""), "results.csv"),
+    "no results.csv": (lambda r: (r / "results.csv").unlink(), "results.csv"),
+    "metadata.json is []": (lambda r: (r / "metadata.json").write_text("[]"), "metadata.json"),
+    "metadata.json not JSON": (lambda r: (r / "metadata.json").write_text("{oops"), "metadata.json"),
+    "metadata.json without environment": (lambda r: _meta(r, lambda m: {k: v for k, v in m.items()
+                                                                       if k != "environment"}), "metadata.json"),
+    "points a string": (lambda r: _meta(r, lambda m: {**m, "points": "dense"}), "metadata.json"),
+    "points of numbers": (lambda r: _meta(r, lambda m: {**m, "points": [1, 2]}), "metadata.json"),
+    "garbage line in samples.jsonl": (lambda r: open(r / "samples.jsonl", "a").write("garbage}\n"),
+                                      "samples.jsonl"),
+    "a samples record without key": (lambda r: open(r / "samples.jsonl", "a").write('{"prefill_ms": [1]}\n'),
+                                     "samples.jsonl"),
+    "non-numeric prefill_ms in an ok row": (lambda r: _cell(r, "prefill_ms", "fast"), "results.csv"),
+    "non-numeric decode_us in an ok row": (lambda r: _cell(r, "decode_us", "1.2.3"), "results.csv"),
+    "an ok row without its median": (lambda r: _cell(r, "prefill_ms", ""), "results.csv"),
+    "empty power.csv": (lambda r: (r / "power.csv").write_text(""), "power.csv"),
+}
+
+
+@pytest.fixture
+def cpu_run(tmp_path):
+    """A complete CPU run directory (device cpu, as a resume here needs), written by the run's writers."""
+    rng = rng_for("hostile-damage")
+    run = make_run(tmp_path / "runs", lognormal(rng, n=8), rng=rng, gpu=None, sweep=SMALL_SWEEP)
+    return run.path
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+@pytest.mark.parametrize("command", ["resume", "report", "gate"])
+def test_damaged_run_directories_are_diagnosed_alike(damage, command, cpu_run, tmp_path, capsys):
+    harm, file = DAMAGES[damage]
+    if command == "resume" and damage == "no results.csv":
+        pytest.skip("a run killed before its first row has no results.csv, and --resume measures it")
+    if file == "power.csv" and not (cpu_run / "power.csv").exists():
+        (cpu_run / "power.csv").write_text("unix_time,power_w,instant_w,label\n")
+    harm(cpu_run)
+    before = snapshot(cpu_run)
+    args = {"resume": ["latency", "--device", "cpu", "--resume", cpu_run],
+            "report": ["report", cpu_run, "--out", tmp_path / "report"],
+            "gate": ["gate", cpu_run, "--baseline", ROOT / "profiles" / "baselines" / "h200.json"]}[command]
+    code, out, err = cli(args, capsys)
+    one_line(code, err, 2, file)
+    assert unchanged(before, cpu_run)
+    assert not (tmp_path / "report").exists() or not any((tmp_path / "report").iterdir())
+
+
+def test_a_gate_fails_a_run_with_fewer_rows_than_its_points(tmp_path, capsys):
+    rng = rng_for("hostile-missing")
+    run = make_run(tmp_path, lognormal(rng, n=8), rng=rng, sweep=SMALL_SWEEP, name="base")
+    assert cli(["gate", run.path, "--baseline", tmp_path / "b.json", "--update"], capsys)[0] == 0
+    df = pd.read_csv(run.path / "results.csv", dtype=str, keep_default_na=False)
+    gone = df["key"].iloc[int(rng.integers(len(df)))]
+    df[df["key"] != gone].to_csv(run.path / "results.csv", index=False)
+    code, out, err = cli(["gate", run.path, "--baseline", tmp_path / "b.json", "--format", "json"], capsys)
+    assert code == 1, err
+    doc = json.loads(out)
+    assert doc["verdict"] == "FAIL"
+    assert [v["configuration"] for v in doc["verdicts"] if v["verdict"] == "failed"] == [gone]
+
+
+def test_a_truncated_row_is_not_kept_as_done_by_resume(tmp_path, capsys):
+    code, _, err = cli(["latency", *TINY, "--out", tmp_path], capsys)
+    assert code == 0, err
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    _truncate(run)
+    before = snapshot(run)
+    code, _, err = cli(["latency", "--device", "cpu", "--resume", run], capsys)
+    one_line(code, err, 2, "--resume", "results.csv", "line 3")
+    assert unchanged(before, run)
+
+
+# --- 3. silent wrong results ---------------------------------------------------------------------
+@pytest.mark.parametrize("value", [0, "NaN", -1.0, "Infinity"])
+def test_a_baseline_value_of_zero_or_nan_is_a_bad_baseline(value, tmp_path, capsys):
+    rng = rng_for(f"hostile-zero-{value}")
+    run = make_run(tmp_path, lognormal(rng, n=8), rng=rng, sweep=SMALL_SWEEP)
+    base = tmp_path / "b.json"
+    assert cli(["gate", run.path, "--baseline", base, "--update"], capsys)[0] == 0
+    doc = json.loads(base.read_text())
+    key = sorted(doc["rows"])[int(rng.integers(len(doc["rows"])))]
+    doc["rows"][key]["metrics"]["prefill_ms"]["value"] = value
+    base.write_text(json.dumps(doc).replace('"NaN"', "NaN").replace('"Infinity"', "Infinity"))
+    code, _, err = cli(["gate", run.path, "--baseline", base], capsys)
+    one_line(code, err, 3, str(base), key, "prefill_ms")
+
+
+def test_a_run_whose_rows_all_failed_fails_the_gate(tmp_path, capsys):
+    rng = rng_for("hostile-all-error")
+    run = make_run(tmp_path, lognormal(rng, n=8), rng=rng, sweep=SMALL_SWEEP)
+    base = tmp_path / "b.json"
+    assert cli(["gate", run.path, "--baseline", base, "--update"], capsys)[0] == 0
+    df = pd.read_csv(run.path / "results.csv", dtype=str, keep_default_na=False)
+    df["status"], df["error"] = "error", "RuntimeError: boom"
+    df.to_csv(run.path / "results.csv", index=False)
+    code, out, err = cli(["gate", run.path, "--baseline", base, "--format", "json"], capsys)
+    assert code == 1, err
+    assert {v["verdict"] for v in json.loads(out)["verdicts"]} == {"failed"}
+
+
+@pytest.mark.parametrize("flag", [["--out", "elsewhere"], ["--name", "other"], ["-o", "x"]])
+def test_resume_refuses_flags_it_would_ignore(flag, cpu_run, capsys):
+    before = snapshot(cpu_run)
+    code, _, err = cli(["latency", "--device", "cpu", "--resume", cpu_run, *flag], capsys)
+    one_line(code, err, 2, flag[0] if flag[0] != "-o" else "--out", "--resume")
+    assert unchanged(before, cpu_run)
+
+
+def test_outputs_into_a_run_directory_are_refused(cpu_run, tmp_path, capsys):
+    before = snapshot(cpu_run)
+    code, _, err = cli(["latency", *TINY, "--out", cpu_run], capsys)
+    one_line(code, err, 2, "--out", "run director")
+    code, _, err = cli(["report", cpu_run, "--out", cpu_run], capsys)
+    one_line(code, err, 2, "--out", "run director")
+    assert unchanged(before, cpu_run)
+
+
+def test_a_sweep_where_every_row_is_oom_says_nothing_was_measured(tmp_path, capsys):
+    code, out, err = cli(["latency", *TINY, "--batch", "1099511627776", "--out", tmp_path, "--format", "json"],
+                         capsys)
+    assert code == 5, err
+    doc = json.loads(out)
+    assert doc["status"] == "nothing measured" and doc["exit"] == 5
+    assert {r["status"] for r in doc["rows"]} == {"oom"}
+    assert "nothing measured" in err
+
+
+# --- 4. unbounded work: --dry-run ---------------------------------------------------------------
+def test_dry_run_prints_the_sweep_and_measures_nothing(tmp_path, capsys):
+    rng = np.random.default_rng(rng_for("hostile-dry").integers(1 << 30))
+    experts = sorted({2} | {int(e) for e in rng.integers(2, 9, size=3)})     # TINY has -E 2: lists add up
+    code, out, err = cli(["latency", *TINY, "-E", ",".join(map(str, experts)), "--repeats", "2",
+                          "--out", tmp_path / "runs", "--dry-run", "--format", "json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["rows"] == 1 + len(experts) == len(doc["points"]) and doc["repeats"] == 2
+    assert doc["estimate_s"] > 0 and not (tmp_path / "runs").exists()
+
+
+# --- 5. concurrent writers: a lock on the run directory ------------------------------------------
+def test_a_second_writer_is_refused_naming_the_holder(cpu_run, capsys):
+    before = snapshot(cpu_run)
+    with RunDir(cpu_run).lock():
+        code, _, err = cli(["latency", "--device", "cpu", "--resume", cpu_run], capsys)
+    one_line(code, err, 2, "--resume", f"pid {os.getpid()}")
+    assert unchanged(before, cpu_run)
+
+
+def test_the_lock_is_released_when_its_holder_is_killed(cpu_run):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom swimbench.results import RunDir\n"
+                               f"with RunDir({str(cpu_run)!r}).lock():\n    print('held', flush=True)\n"
+                               "    time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        from swimbench.results.rundir import RunLocked
+        with pytest.raises(RunLocked) as e:
+            with RunDir(cpu_run).lock():
+                pass
+        assert e.value.pid == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunDir(cpu_run).lock():            # kill -9 leaves no stale lock
+        pass
+
+
+# --- SIGINT during start-up ----------------------------------------------------------------------
+# Before ~0.1 s the interpreter itself is starting (its own traceback, no swimbench code yet); past
+# ~2 s the sweep runs, whose interrupt tests/cli/test_latency.py covers.
+@pytest.mark.parametrize("delay", [0.3, 0.8])
+def test_sigint_during_start_up_is_one_line(delay, tmp_path):
+    env = {**os.environ, "SWIMBENCH_KERNELS": "reference"}
+    p = subprocess.Popen([sys.executable, "-m", "swimbench", "latency", *TINY, "--out", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    # interrupted (130, or killed by the signal once Python re-raises it at exit), or finished first
+    assert p.returncode in (0, 130, -signal.SIGINT), err
+    if p.returncode != 0:
+        tail = " ".join(err.strip().splitlines()[-3:])
+        assert "swimbench: interrupted" in tail or "--resume" in tail or (
+            p.returncode == -signal.SIGINT and not err.strip()), err
+
+
+def test_version():
+    out = subprocess.run([sys.executable, "-m", "swimbench", "--version"], capture_output=True, text=True)
+    from swimbench import __version__
+    assert out.returncode == 0 and out.stdout.strip() == f"swimbench {__version__}"
+
+
+def test_snapshot_sees_a_change(tmp_path):
+    """The check the tests above rely on: a changed byte is seen."""
+    (tmp_path / "a").write_bytes(b"x")
+    before = snapshot(tmp_path)
+    (tmp_path / "a").write_bytes(b"y")
+    assert not unchanged(before, tmp_path)
+    shutil.rmtree(tmp_path / "a", ignore_errors=True)
+
+
+def test_a_disk_that_fills_mid_run_is_one_line_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
+    """ENOSPC on the second write of results.csv: one line naming the problem, exit 74 (EX_IOERR),
+    and the first row, written before, still whole on disk."""
+    import swimbench.results.rundir as rundir
+    real, writes = rundir.atomic_write_text, []
+
+    def fills_up(path, text):
+        if Path(path).name == "results.csv":
+            writes.append(path)
+            if len(writes) > 1:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, text)
+    monkeypatch.setattr(rundir, "atomic_write_text", fills_up)
+    code, _, err = cli(["latency", *TINY, "--out", tmp_path], capsys)
+    err = "".join(line for line in err.splitlines(keepends=True) if line.startswith("swimbench:"))
+    one_line(code, err, 74, "No space left on device", "results.csv")
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    df = pd.read_csv(run / "results.csv")
+    assert list(df["status"]) == ["ok"] and df["prefill_ms"].notna().all()
