@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # layer above the designs reads, sits apart from the sweep runner and profiles above measurement.
 RANKS = {
     "kernels": 0,
-    "designs": 1, "mamba_ref": 1, "stats": 1,
+    "designs": 1, "mamba_ref": 1, "stats": 1, "distributed": 1,
     "config": 2,
     "layers": 3,
     "models": 4,

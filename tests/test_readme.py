@@ -27,7 +27,9 @@ def readme_commands() -> list[str]:
 COMMANDS = readme_commands()
 # what each command ends with on a CPU machine, where it is not 0: (exit status, words of its one line)
 ON_A_CPU = {"swimbench kernels": (2, "no CUDA GPU"),
-            "swimbench gate reports/<run> --baseline profiles/baselines/h200.json": (4, "measured on cpu")}
+            "swimbench gate reports/<run> --baseline profiles/baselines/h200.json": (4, "measured on cpu"),
+            "swimbench latency --gpus 4": (2, "no CUDA GPU"),
+            "swimbench ep --gpus 2 -E 8,64": (2, "no CUDA GPU")}
 TINY = ["--device", "cpu", "--d-model", "16", "--d-state", "4", "--seq", "8", "-v", "dense,swimba", "-E", "2",
         "-k", "1", "--budget", "0.01", "--min-reps", "3", "--dtype", "fp32"]
 

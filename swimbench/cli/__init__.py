@@ -40,6 +40,7 @@ from . import kernels as _kernels  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
 from . import gate as _gate  # noqa: E402,F401
 from . import latency as _latency  # noqa: E402,F401
+from . import ep as _ep  # noqa: E402,F401
 from . import generate as _generate  # noqa: E402,F401
 
 

@@ -27,6 +27,7 @@ from ..sweeps.spec import (COMPARATOR, DTYPES, OPTIONS, SETTINGS, MeasureSetting
                            top_k_rule)
 from . import app
 from .errors import UsageError, bad, split_ints, split_strs, writable_dir
+from .launch import launch, rank_device
 
 # option name (the function parameter) -> the field of Sweep or MeasureSettings it sets: the settings'
 # own declarations (swimbench.sweeps.spec); options that set no field are the command's own (OWN)
@@ -34,7 +35,7 @@ FIELDS = OPTIONS
 _TYPES = {f.name: f.type for f in SETTINGS}
 LISTS = tuple(o for o, f in FIELDS.items() if _TYPES[f].startswith("tuple"))
 FLOATS = tuple(o for o, f in FIELDS.items() if _TYPES[f] == "float")
-OWN = ("ctx", "profile", "device", "out", "name", "resume", "dry_run", "fmt")
+OWN = ("ctx", "profile", "device", "out", "name", "resume", "dry_run", "fmt", "gpus")
 # Flags that only mean something on a CUDA GPU, with the value that asks for the GPU feature.
 GPU_ONLY = {"flush_l2": True, "prefill": "graph", "decode": "graph", "mamba_ssm": True, "energy": True,
             "power_interval": None}
@@ -57,9 +58,9 @@ def _flag(ctx: typer.Context, name: str) -> str:
 
 def _command(ctx: typer.Context) -> str:
     """The command as typed; when called in-process (not from the shell), rebuilt from its flags."""
-    if sys.argv[1:2] == ["latency"]:
+    if sys.argv[1:2] == [ctx.info_name]:
         return shlex.join(["swimbench", *sys.argv[1:]])
-    words = ["swimbench", "latency"]
+    words = ["swimbench", ctx.info_name]
     for name in _given(ctx):
         param = next(p for p in ctx.command.params if p.name == name)
         value = ctx.params[name]
@@ -196,12 +197,19 @@ def latency(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved sweep, its row count and "
                                                           "an estimate of its time; measure nothing."),
     fmt: str = typer.Option("table", "--format", "-f", help="The summary on stdout: table or json."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="Spread the sweep over this many GPUs of this "
+                                                            "host, one rank each, under torchrun "
+                                                            "(docs/distributed.md)."),
 ):
     """Prefill and decode latency, tokens/s, TFLOP/s, bandwidth, J/token and peak memory over a sweep."""
     over = _overrides(ctx)                       # flag by flag, before anything heavy runs
     if fmt not in FORMATS:
         raise bad("--format", fmt, "one of " + ", ".join(FORMATS))
-    dev = _device(device)
+    if gpus is not None:
+        raise typer.Exit(launch(gpus, device, _command(ctx)))
+    from ..sweeps.spread import Spread
+    spread = Spread.join()
+    dev = rank_device(_device(device), spread.world, device)
     cuda = dev.type == "cuda"
     given = _given(ctx)
     for pname, gpu_value in GPU_ONLY.items():
@@ -225,7 +233,7 @@ def latency(
                 run = RunDir.existing(resume)
             except OSError as e:
                 raise bad("--resume", str(resume), f"a run directory of swimbench latency ({e})") from None
-            if not dry_run:
+            if not dry_run and spread.world.lead:       # rank 0 holds the run for all its ranks
                 try:
                     held.enter_context(run.lock())
                 except RunLocked as e:
@@ -264,7 +272,11 @@ def latency(
             return
         if resume is None:
             writable_dir("--out", out)
-        code = _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held)
+        try:
+            code = _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held,
+                        spread)
+        finally:
+            spread.close()
     if code:
         raise typer.Exit(code)
 
@@ -393,7 +405,7 @@ def _gpu_name(dev) -> Optional[str]:
     return torch.cuda.get_device_properties(dev).name if dev.type == "cuda" else None
 
 
-def _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held) -> int:
+def _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held, spread) -> int:
     import torch
     cuda = dev.type == "cuda"
     threads = torch.get_num_threads()
@@ -404,13 +416,13 @@ def _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name,
         notes.append("CPU timed on 1 thread (set OMP_NUM_THREADS to choose)")
     try:
         return _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt,
-                        held)
+                        held, spread)
     finally:
         torch.set_num_threads(threads)
 
 
 def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt,
-             held) -> int:
+             held, spread) -> int:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
@@ -421,6 +433,9 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
     from ..sweeps.runner import run_sweep, stop_on_signals
 
     cuda = dev.type == "cuda"
+    lead = spread.world.lead             # rank 0 writes the metadata and prints; the others only measure
+    if not lead:
+        console = Console(stderr=True, quiet=True)
     nvml = sampler = None
     if not settings.energy:
         notes.append("energy not measured (--no-energy or energy = false): energy columns empty")
@@ -435,42 +450,53 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
     env["command"], env["argv"] = _command(ctx), sys.argv
     started = time.time()
     if run is None:
-        try:
-            run = RunDir.create(out, name or prof["name"])
-        except OSError as e:
-            raise bad("--out", str(out), f"a directory this process can write ({e.strerror or e})") from None
-        held.enter_context(run.lock())
+        if lead:
+            try:
+                run = RunDir.create(out, name or prof["name"])
+            except OSError as e:
+                raise bad("--out", str(out), f"a directory this process can write ({e.strerror or e})") from None
+            held.enter_context(run.lock())
         meta = {"tool": "swimbench latency", "created": _iso(started), "status": "running",
                 "profile": prof, "sweep": sweep.as_dict(), "settings": settings.as_dict(),
                 "comparator": any(p.variant == COMPARATOR for p in points),
                 "points": [p.key for p in points], "environment": env, "attempts": []}
     else:
         meta["points"] = [p.key for p in points]
-    attempt = len(meta["attempts"]) + 1
+    attempt = spread.agree(len(meta["attempts"]) + 1)
+    if spread.spread:
+        run = RunDir(spread.agree(str(run.path) if lead else None), shared=True)
+        env["distributed"] = {"world_size": spread.world.size, "backend": spread.world.backend,
+                              "ranks": spread.gather(_rank_env(spread.world, dev, env))}
     ceilings = _ceilings(console, dev, meta, attempt, notes)
     meta["attempts"].append({"attempt": attempt, "started": _iso(started), "command": env["command"],
                              "environment": env, "notes": notes})
     meta["status"] = "running"
-    run.write_metadata(meta)
+    spread.wait()                        # every rank has read the metadata before rank 0 rewrites it
+    if lead:
+        run.write_metadata(meta)
     results = run.results(order=meta["points"])
     done = results.done_keys()
+    spread.wait()                        # every rank knows what is done before any rank adds a row
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     todo = [p for p in points if p.key not in done]
+    mine = spread.mine(todo)
+    over = f" over {spread.world.size} ranks" if spread.spread else ""
     console.print(f"run directory: {run.path}  ({len(points)} configurations"
                   + (f", {len(points) - len(todo)} already done, measuring {len(todo)}" if done else "")
-                  + f", device={dev.type}{' ' + env['gpu']['name'] if cuda else ''})")
-    if nvml is not None:
+                  + f", device={dev.type}{' ' + env['gpu']['name'] if cuda else ''}{over})")
+    if nvml is not None and lead:
         sampler = PowerSampler(nvml, settings.power_interval_ms / 1e3).start()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                        transient=False)
+                        transient=False, disable=not lead)
     measurer = PointMeasurer(sweep, settings, dev, nvml, sampler,
                              note=lambda s: progress.console.print(f"[yellow]note:[/] {s}"), ceilings=ceilings)
 
     def record(point, row, samples):
-        row.update({"device": dev.type, "attempt": attempt, "measured_at": _iso(time.time())})
+        row.update({"device": dev.type, "device_index": _index(dev), "rank": spread.world.rank,
+                    "world_size": spread.world.size, "attempt": attempt, "measured_at": _iso(time.time())})
         if samples is not None:
             run.append_samples(point.key, attempt, samples)
         results.put(row)
@@ -478,7 +504,10 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
             run.append_power(sampler.take_new())
 
     def on_end(point, row):
-        progress.advance(task)
+        if spread.spread:                # every rank's rows, read back from the shared file
+            progress.update(task, completed=_finished(results, todo, attempt) * settings.repeats)
+        else:
+            progress.advance(task)
         progress.console.print(_row_line(point, row))
 
     def on_start(point):
@@ -489,7 +518,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
     try:
         with stop_on_signals() as rearm, progress:
             task = progress.add_task("starting", total=len(todo) * settings.repeats)
-            outcome = run_sweep(points, measurer, record, done, on_start=on_start, on_end=on_end,
+            outcome = run_sweep(mine, measurer, record, done, on_start=on_start, on_end=on_end,
                                 repeats=settings.repeats, combine=combine_repeats)
     except KeyboardInterrupt:
         pass
@@ -499,7 +528,11 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
             run.append_power(sampler.take_new())
         if nvml is not None:
             nvml.close()
+    outcome = _together(spread, outcome)
     interrupted = outcome is None or outcome.interrupted
+    if not lead:
+        return EXIT_INTERRUPTED if interrupted else EXIT_ERRORS if outcome.errors else 0
+    results.reload()
     frame = results.frame()
     nothing = not interrupted and not (frame["status"] == "ok").any()
     meta["status"] = ("interrupted" if interrupted else "nothing measured" if nothing
@@ -550,6 +583,37 @@ def summary_json(frame, path, status: str, code: int) -> str:
     cols = [c for c in SUMMARY if c in frame]
     rows = json.loads(frame[cols].to_json(orient="records"))
     return json.dumps({"run": str(path), "status": status, "exit": code, "rows": rows}, indent=2)
+
+
+def _index(dev):
+    import torch
+    if dev.type != "cuda":
+        return None
+    return dev.index if dev.index is not None else torch.cuda.current_device()
+
+
+def _finished(results, todo, attempt: int) -> int:
+    """Points of `todo` with a row from this attempt, whichever rank wrote it."""
+    return sum(str(results.rows.get(p.key, {}).get("attempt")) == str(attempt) for p in todo)
+
+
+def _rank_env(world, dev, env: dict) -> dict:
+    return {"rank": world.rank, "local_rank": world.local_rank, "host": env["host"], "pid": os.getpid(),
+            "device": str(dev), "gpu": (env.get("gpu") or {}).get("name")}
+
+
+def _together(spread, outcome):
+    """Every rank's outcome as one (on every rank): interrupted if any rank was. None when interrupted
+    before the sweep started."""
+    if not spread.spread:
+        return outcome
+    from ..sweeps.runner import Outcome
+    parts = spread.gather(outcome)
+    if any(p is None for p in parts):
+        return None
+    return Outcome(planned=sum(p.planned for p in parts), skipped=sum(p.skipped for p in parts),
+                   measured=[k for p in parts for k in p.measured], oom=[k for p in parts for k in p.oom],
+                   errors=[k for p in parts for k in p.errors], interrupted=any(p.interrupted for p in parts))
 
 
 def _ceilings(console, dev, meta: dict, attempt: int, notes: list):

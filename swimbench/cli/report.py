@@ -35,6 +35,9 @@ def report(
     for flag, v in (("--peak-tflops", peak_tflops), ("--peak-gbps", peak_gbps)):
         if v is not None and not (math.isfinite(v) and 0 < v <= MAX_PEAK):
             raise bad(flag, v, f"a finite number > 0 and <= {MAX_PEAK:g}")
+    from ..results import ep as ep_table
+    if any(ep_table.is_ep_run(r) for r in runs):
+        return _expert_parallel(runs, out)
     from ..report.render import load_runs, render
     from ..results.reader import RunError
     try:
@@ -54,3 +57,13 @@ def report(
         console.print(f"[yellow]skipped[/] {run}: {title}: {why}")
     pngs = sum(p.suffix == ".png" for p in result.files)
     console.print(f"wrote {pngs} figures (PNG and SVG) and {result.summary}")
+
+
+def _expert_parallel(runs: List[Path], out: Optional[Path]) -> None:
+    """An expert-parallel run (`swimbench ep`, docs/distributed.md): its two figures and ep.md."""
+    from ..report.ep import render
+    if len(runs) > 1:
+        raise bad("RUN", " ".join(map(str, runs)), "one expert-parallel run alone (its world sizes are "
+                                                     "compared within it), or latency runs")
+    paths = render(Path(runs[0]), out if out is not None else Path(runs[0]) / "report")
+    Console(stderr=True).print(f"wrote {sum(p.suffix == '.png' for p in paths)} figures (PNG and SVG) and {paths[-1]}")

@@ -129,7 +129,10 @@ class Dispatch:
     keep: Optional[Tensor]        # (T k, 1) bool in expert order, None when nothing can drop
 
     @classmethod
-    def build(cls, idx: Tensor, experts: int, capacity_factor: Optional[float] = None) -> "Dispatch":
+    def build(cls, idx: Tensor, experts: int, capacity_factor: Optional[float] = None,
+              capacity: Optional[int] = None) -> "Dispatch":
+        """`capacity`, slots kept per expert, when given, in place of capacity_factor's (an
+        expert-parallel layer passes the capacity of all ranks' tokens: layers/parallel.py)."""
         T, k = idx.shape
         flat = idx.reshape(-1)
         # A radix sort makes one pass per key byte: the ids sorted as uint8 take one pass, not the
@@ -137,9 +140,10 @@ class Dispatch:
         order = flat.to(_narrowest(experts)).argsort(stable=True)
         ones = torch.ones_like(flat, dtype=torch.int32)
         counts = torch.zeros(experts, dtype=torch.int32, device=idx.device).index_add_(0, flat, ones)
-        if capacity_factor is None:
+        if capacity_factor is None and capacity is None:
             return cls(T, k, order, counts.cumsum(0, dtype=torch.int32), None)
-        capacity = capacity_of(capacity_factor, T * k, experts)
+        if capacity is None:
+            capacity = capacity_of(capacity_factor, T * k, experts)
         start = counts.cumsum(0) - counts
         rank = torch.arange(T * k, device=idx.device) - start[flat[order]]   # place within its expert
         dropped = rank >= capacity

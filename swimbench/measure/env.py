@@ -13,6 +13,8 @@ from typing import Optional
 
 import torch
 
+from ..distributed import SAFE_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "triton", "mamba_ssm", "swimbench", "numpy", "pandas", "nvidia-ml-py")
 
@@ -62,7 +64,7 @@ def capture(device, nvml=None, argv: Optional[list[str]] = None, profile: Option
         "torch_cuda": torch.version.cuda,
         "git": git_state(),
         "env_vars": {k: os.environ[k] for k in ("CUDA_VISIBLE_DEVICES", "TRITON_INTERPRET",
-                                                 "PYTORCH_CUDA_ALLOC_CONF") if k in os.environ},
+                                                 "PYTORCH_CUDA_ALLOC_CONF", *SAFE_ENV) if k in os.environ},
         "profile": profile,
     }
     if device.type == "cuda":
@@ -76,4 +78,29 @@ def capture(device, nvml=None, argv: Optional[list[str]] = None, profile: Option
             "l2_cache_mib": round(getattr(props, "L2_cache_size", 0) / 2**20, 2),
             **(nvml.info() if nvml is not None else {}),
         }
+        env["gpus"] = every_gpu()
+        env["topology"] = topology()
     return env
+
+
+def every_gpu() -> list[dict]:
+    """Every GPU this process sees (a run spread over them names each row's by device_index)."""
+    out = []
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        out.append({"index": i, "name": props.name, "capability": f"{props.major}.{props.minor}",
+                    "memory_gib": round(props.total_memory / 2**30, 2),
+                    "multiprocessors": props.multi_processor_count,
+                    "uuid": str(getattr(props, "uuid", "")) or None,
+                    "pci_bus_id": getattr(props, "pci_bus_id", None)})
+    return out
+
+
+def topology() -> Optional[str]:
+    """How the GPUs are linked (NVLink, PCIe switches, NUMA): `nvidia-smi topo -m` as printed; None
+    without nvidia-smi."""
+    try:
+        out = subprocess.run(["nvidia-smi", "topo", "-m"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None

@@ -6,6 +6,10 @@
         samples.jsonl   the raw timing samples of each row (the gate's rank tests read them)
         power.csv       the power trace, appended after each row
         .lock           held (fcntl.flock) by the one process writing the run; holds its pid
+
+A run spread over the ranks of torch.distributed (docs/distributed.md) has one directory: every rank
+writes its rows into the one results.csv and appends its samples, each write a read-merge-write of
+the file under a lock (`shared`); rank 0 alone writes metadata.json and power.csv.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from . import schema
-from .atomic import append_line, atomic_write_text
+from .atomic import append_line, atomic_write_text, locked
 
 DONE = ("ok", "oom")        # rows --resume does not measure again ("error" rows are retried)
 
@@ -61,20 +65,42 @@ class Results:
     back from the file stay text and are rewritten exactly as they were (--resume keeps them); rows
     put since are written by their columns' types (swimbench.results.schema)."""
 
-    def __init__(self, path: Path, order: Optional[Iterable[str]] = None):
+    def __init__(self, path: Path, order: Optional[Iterable[str]] = None, shared: bool = False):
         self.path = Path(path)
         self.order = {k: i for i, k in enumerate(order or [])}
+        self.shared = shared                        # other processes put rows into the same file
         self.rows: dict[str, dict] = {}
         self.kept: set[str] = set()                 # keys whose row is still the file's text
+        self._read()
+
+    def _read(self) -> None:
+        """The file's rows, kept as text; the rows this process put since stay as they are."""
         if self.path.exists():
             for row in read_table(self.path):
-                self.rows[row["key"]] = row
-                self.kept.add(row["key"])
+                if row["key"] in self.kept or row["key"] not in self.rows:
+                    self.rows[row["key"]] = row
+                    self.kept.add(row["key"])
+
+    def reload(self) -> None:
+        """Read the rows other processes have put since (shared runs)."""
+        with locked(self.lock_path()):
+            self._read()
+
+    def lock_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.lock")
 
     def done_keys(self) -> set[str]:
         return {k for k, r in self.rows.items() if r.get("status") in DONE}
 
     def put(self, row: dict) -> None:
+        if not self.shared:
+            self._put(row)
+            return
+        with locked(self.lock_path()):
+            self._read()
+            self._put(row)
+
+    def _put(self, row: dict) -> None:
         self.rows[row["key"]] = row
         self.kept.discard(row["key"])
         self.write()
@@ -109,8 +135,9 @@ class RunDir:
     RESULTS, METADATA, SAMPLES, POWER = "results.csv", "metadata.json", "samples.jsonl", "power.csv"
     LOCK = ".lock"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, shared: bool = False):
         self.path = Path(path)
+        self.shared = shared            # several processes write it (one run over several ranks)
 
     @classmethod
     def create(cls, parent: Path, name: str) -> "RunDir":
@@ -157,7 +184,7 @@ class RunDir:
         return self.path / name
 
     def results(self, order: Optional[Iterable[str]] = None) -> Results:
-        return Results(self.file(self.RESULTS), order)
+        return Results(self.file(self.RESULTS), order, shared=self.shared)
 
     def read_metadata(self) -> dict:
         """metadata.json as a JSON object, else DamagedRun naming the problem."""
@@ -194,7 +221,12 @@ class RunDir:
         atomic_write_text(self.file(self.METADATA), json.dumps(meta, indent=2, default=str) + "\n")
 
     def append_samples(self, key: str, attempt: int, samples: dict) -> None:
-        append_line(self.file(self.SAMPLES), json.dumps({"key": key, "attempt": attempt, **samples}))
+        line = json.dumps({"key": key, "attempt": attempt, **samples})
+        if not self.shared:
+            append_line(self.file(self.SAMPLES), line)
+            return
+        with locked(self.file(f".{self.SAMPLES}.lock")):
+            append_line(self.file(self.SAMPLES), line)
 
     def read_samples(self) -> dict[str, dict]:
         """The last recorded samples of each key; a line that is not a record is refused by number."""
