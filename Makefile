@@ -9,10 +9,11 @@ TORCH_CPU ?= torch==2.13.0
 # mamba-ssm, our reference and comparator, builds on a CPU machine only this way (shared/wheels),
 # and without its dependencies: they are tilelang, nvidia-cutlass-dsl, quack-kernels, transformers...
 # (GBs a CPU machine never runs). What its package imports, beside torch, triton and einops (in
-# pyproject.toml), is huggingface_hub (Mamba2's hub mixin); swimbench/mamba_ref.py copes with the
-# rest being absent (transformers: only its language model needs it).
+# pyproject.toml), is huggingface_hub (Mamba2's hub mixin) and transformers (its language model,
+# MambaLMHeadModel, which `swimbench generate` compares with); swimbench/mamba_ref.py copes with the
+# rest being absent.
 MAMBA     ?= mamba-ssm==2.3.2.post1
-MAMBA_DEPS ?= huggingface_hub
+MAMBA_DEPS ?= huggingface_hub transformers
 
 .PHONY: install run flops test gate lint clean
 
@@ -26,7 +27,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
 	    $(BIN)/python -m pip install -q --no-build-isolation --no-deps "$(MAMBA)"
 	$(BIN)/python -m pip install -q $(MAMBA_DEPS)
-	$(BIN)/python -c "from swimbench import mamba_ref; mamba_ref.Mamba(); mamba_ref.selective_scan_ref()"
+	$(BIN)/python -c "from swimbench import mamba_ref; mamba_ref.Mamba(); mamba_ref.selective_scan_ref(); mamba_ref.lm_head_model()"
 	touch $@
 
 run: install
