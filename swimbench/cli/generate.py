@@ -5,6 +5,7 @@ environment), which `report` and `gate` read. Docs: docs/generate.md.
 """
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 import time
@@ -18,47 +19,58 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import designs
-from ..config import ROUTINGS
 from ..models.presets import PRESETS
-from ..sweeps.spec import COMPARATOR, COMPARATOR_MODES, DTYPES, GenerateSweep, MeasureSettings
+from ..sweeps.spec import (COMPARATOR, DTYPES, GENERATE_OPTIONS, GENERATE_RULES, OPTIONS, GenerateSweep,
+                           MeasureSettings, problem, top_k_rule)
 from . import app
-from .errors import UsageError, bad, one_of, positive, split_ints, split_strs
-from .latency import EXIT_ERRORS, EXIT_INTERRUPTED, _device, _gpu_name, _iso
+from .errors import UsageError, bad, one_of, split_ints, split_strs, writable_dir
+from .latency import FORMATS, WARN_ESTIMATE_S, _device, _duration, _flag, _given, _gpu_name
+from .rundirs import close_attempt, dry_run, hold, iso, refuse_changes, resumable, summary_json
 
 # Without a GPU, what runs in minutes on a CPU: the tiny model, short prompts, a few tokens.
 CPU_DEFAULTS = {"preset": "tiny", "prompt": (24,), "new_tokens": 6, "batch": (1, 3), "experts": (3,),
                 "top_k": (1,)}
-GPU_ONLY = ("energy",)
+# option -> the field it sets: the model and generations (GenerateSweep), the measurement (latency's own)
+MEASURE_OPTIONS = {o: f for o, f in OPTIONS.items() if o in ("budget", "min_reps", "warmup", "energy",
+                                                              "energy_window", "seed")}
+FIELDS = {**GENERATE_OPTIONS, **MEASURE_OPTIONS}
+LIST_FIELDS = ("variants", "experts", "top_k", "prompt", "batch")
+# the command's own options: what a resumed run may be given
+OWN = ("ctx", "device", "out", "name", "resume", "dry_run", "fmt")
 
 
-def _sweep(cuda: bool, **given) -> GenerateSweep:
-    base = GenerateSweep() if cuda else GenerateSweep(**CPU_DEFAULTS)
-    return replace(base, **{k: v for k, v in given.items() if v is not None})
+def _overrides(ctx: typer.Context) -> dict[str, tuple[str, object]]:
+    """field -> (flag, value) for every option given on the command line, each checked by its field's
+    declared rule (swimbench.sweeps.spec) before anything heavy runs."""
+    out = {}
+    for name in _given(ctx):
+        if name not in FIELDS:
+            continue
+        flag, value, field = _flag(ctx, name), ctx.params[name], FIELDS[name]
+        if field in LIST_FIELDS:
+            value = tuple(split_strs(value, flag) if field == "variants" else split_ints(flag, value))
+        elif field == "comparator":
+            value = "on" if value else "off"
+        elif field == "preset":
+            if value == "none":
+                value = None
+            else:
+                one_of(flag, [value], tuple(PRESETS))
+        allowed = problem(field, value, GENERATE_RULES)
+        if allowed is not None:
+            raise bad(flag, ",".join(map(str, value)) if isinstance(value, tuple) else value, allowed)
+        out[field] = (flag, value)
+    return out
 
 
-def _check(sweep: GenerateSweep, gave_model: bool) -> None:
-    if sweep.preset is not None:
-        one_of("--preset", [sweep.preset], tuple(PRESETS))
-    elif sweep.d_model is None or sweep.n_layer is None:
+def _check(sweep: GenerateSweep, over: dict) -> None:
+    """What no single field's rule sees: the model's size given, and experts against top-k."""
+    if sweep.preset is None and (sweep.d_model is None or sweep.n_layer is None):
         raise UsageError("--preset none needs --d-model and --layers")
-    for flag, v in (("--d-model", sweep.d_model), ("--layers", sweep.n_layer), ("--vocab-size", sweep.vocab_size)):
-        if v is not None:
-            positive(flag, v)
-    if sweep.vocab_size is not None and sweep.vocab_size < 2:
-        raise bad("--vocab-size", sweep.vocab_size, "an integer >= 2")
-    one_of("--variants", sweep.variants, designs.names())
-    for flag, values in (("--experts", sweep.experts), ("--top-k", sweep.top_k), ("--prompt", sweep.prompt),
-                         ("--batch", sweep.batch)):
-        for v in values:
-            positive(flag, v)
-    if sweep.new_tokens < 2:
-        raise bad("--new-tokens", sweep.new_tokens, "an integer >= 2 (the first token and a decode step)")
-    if any(designs.get(v).experts for v in sweep.variants) and max(sweep.top_k) > max(sweep.experts):
-        raise bad("--top-k", ",".join(map(str, sweep.top_k)),
-                  f"values at most the largest --experts ({max(sweep.experts)})")
-    one_of("--dtype", [sweep.dtype], DTYPES)
-    one_of("--routing", [sweep.routing], ROUTINGS)
-    one_of("--mamba-ssm", [sweep.comparator], COMPARATOR_MODES)
+    if any(designs.get(v).experts for v in sweep.variants):
+        allowed, _ = top_k_rule(sweep.experts, sweep.top_k)
+        if allowed is not None:
+            raise bad(over.get("top_k", ("--top-k",))[0], ",".join(map(str, sweep.top_k)), allowed)
 
 
 @app.command()
@@ -70,14 +82,18 @@ def generate(
     d_model: Optional[int] = typer.Option(None, help="Model width (replaces the preset's)."),
     layers: Optional[int] = typer.Option(None, "--layers", "-L", help="Blocks (replaces the preset's)."),
     vocab_size: Optional[int] = typer.Option(None, help="Vocabulary (replaces the preset's; padded to 8)."),
-    variants: Optional[List[str]] = typer.Option(None, "--variants", "-v",
+    variants: Optional[List[str]] = typer.Option(None, "--variants", "-v", metavar="NAME,...",
                                                  help="Designs: " + ", ".join(designs.names()) + "."),
-    experts: Optional[List[str]] = typer.Option(None, "--experts", "-E", help="Expert counts, e.g. 4,8."),
-    top_k: Optional[List[str]] = typer.Option(None, "--top-k", "-k", help="Experts per token, e.g. 1,2."),
+    experts: Optional[List[str]] = typer.Option(None, "--experts", "-E", metavar="INT,...",
+                                                help="Expert counts, e.g. 4,8."),
+    top_k: Optional[List[str]] = typer.Option(None, "--top-k", "-k", metavar="INT,...",
+                                              help="Experts per token, e.g. 1,2."),
     routing: Optional[str] = typer.Option(None, help="Expert choice: balanced, skewed or learned."),
-    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompt lengths, e.g. 2048,8192."),
+    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", metavar="INT,...",
+                                               help="Prompt lengths, e.g. 2048,8192."),
     new_tokens: Optional[int] = typer.Option(None, "--new-tokens", "-n", help="Tokens generated per sequence."),
-    batch: Optional[List[str]] = typer.Option(None, "--batch", "-b", help="Batch sizes, e.g. 1,16."),
+    batch: Optional[List[str]] = typer.Option(None, "--batch", "-b", metavar="INT,...",
+                                              help="Batch sizes, e.g. 1,16."),
     dtype: Optional[str] = typer.Option(None, help="Weights and activations: " + ", ".join(DTYPES) + "."),
     mamba_ssm: Optional[bool] = typer.Option(None, "--mamba-ssm/--no-mamba-ssm",
                                              help="mamba-ssm's MambaLMHeadModel rows (GPU; default: when "
@@ -92,68 +108,109 @@ def generate(
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Parent of the run directory."),
     name: Optional[str] = typer.Option(None, help="Run directory suffix (default: generate-PRESET)."),
     resume: Optional[Path] = typer.Option(None, help="Measure only the rows missing from RUN_DIR."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved models, the rows and a time "
+                                                          "estimate; measure nothing."),
+    fmt: str = typer.Option("table", "--format", help="Summary on stdout: table or json."),
 ):
     """Whole-model prefill and generation of every design: TTFT, per-token latency, tokens/s, J/token."""
-    dev = _device(device)
-    cuda = dev.type == "cuda"
-    if not budget > 0:
-        raise bad("--budget", budget, "a number > 0")
-    positive("--min-reps", min_reps)
-    positive("--warmup", warmup)
-    if not energy_window >= 1:
-        raise bad("--energy-window", energy_window, "a number >= 1")
+    over = _overrides(ctx)
+    if fmt not in FORMATS:
+        raise bad("--format", fmt, "one of " + ", ".join(FORMATS))
+    for pname, field in MEASURE_OPTIONS.items():            # defaults included: they are this command's
+        value = ctx.params[pname]
+        allowed = problem(field, value, GENERATE_RULES)
+        if allowed is not None:
+            raise bad(_flag(ctx, pname), value, allowed)
     if name is not None and (not name or any(c in name for c in "/\\")):
         raise bad("--name", name, "a non-empty name without slashes")
-    mode = None if mamba_ssm is None else ("on" if mamba_ssm else "off")
-    given = {"preset": None if preset in (None, "none") else preset, "d_model": d_model, "n_layer": layers,
-             "vocab_size": vocab_size, "dtype": dtype, "routing": routing, "new_tokens": new_tokens,
-             "comparator": mode,
-             "variants": tuple(split_strs(variants)) if variants else None,
-             "experts": tuple(split_ints("--experts", experts)) if experts else None,
-             "top_k": tuple(split_ints("--top-k", top_k)) if top_k else None,
-             "prompt": tuple(split_ints("--prompt", prompt)) if prompt else None,
-             "batch": tuple(split_ints("--batch", batch)) if batch else None}
+    dev = _device(device)
+    cuda = dev.type == "cuda"
+    if energy and "energy" in _given(ctx) and not cuda:
+        raise UsageError(f"--energy needs a CUDA GPU, and this run is on device={dev.type}")
     settings = MeasureSettings(budget_s=budget, min_reps=min_reps, warmup_reps=warmup, energy=energy and cuda,
                                energy_window_s=energy_window, seed=seed)
     from ..results import RunDir
-    run = None
-    if resume is not None:
-        try:
-            run = RunDir.existing(resume)
-            meta = run.read_metadata()
-            if meta.get("tool") != "swimbench generate":
-                raise ValueError(f"written by {meta.get('tool')}")
-            sweep = GenerateSweep.from_dict(meta["generate"])
-            settings = MeasureSettings.from_stored(meta["settings"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise bad("--resume", str(resume), f"a run directory of swimbench generate ({e})") from None
-        if was_other_device(meta, dev):
-            raise bad("--resume", str(resume), "a run measured on this device")
-    else:
-        if preset == "none":
-            given["preset"] = None
-            sweep = replace(_sweep(cuda, **given), preset=None)
+    run = meta = None
+    with contextlib.ExitStack() as held:
+        if resume is not None:
+            for own in ("out", "name"):
+                if own in _given(ctx):
+                    raise UsageError(f"{_flag(ctx, own)} cannot be used with --resume: a resumed run keeps its "
+                                     f"directory ({resume})")
+            try:
+                run = RunDir.existing(resume)
+            except OSError as e:
+                raise bad("--resume", str(resume), f"a run directory of swimbench generate ({e})") from None
+            if not dry_run:
+                hold(held, run, resume)
+            sweep, settings, meta = _resumed(run, resume, over, dev)
         else:
-            sweep = _sweep(cuda, **given)
-        _check(sweep, d_model is not None)
-    from ..measure.generation import dims_of
-    try:
-        dims = dims_of(sweep)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    with_comparator, why = _comparators(sweep.comparator, cuda, mode == "on")
-    notes = [why] if why else []
-    if not cuda:
-        notes.append("decode steps run eagerly on the CPU (CUDA graphs need a GPU): per-token times include "
-                     "Python's launches")
-        if dims.d_model * dims.n_layer * max(sweep.prompt) > 2 ** 21:
-            notes.append(f"the CPU runs the reference scans, a Python loop over time: a {dims.name} model "
-                         f"(d_model {dims.d_model}, {dims.n_layer} layers) with prompt {max(sweep.prompt)} "
-                         f"will take long (the tiny preset runs in seconds)")
-    points = sweep.points(dims.name, dims.n_layer, comparator=with_comparator)
-    code = _run(ctx, dev, sweep, settings, points, run, out, name or f"generate-{dims.name}", notes)
+            if (out / RunDir.METADATA).is_file():
+                raise bad("--out", str(out), "the parent of run directories, not a run directory itself "
+                                             "(--resume continues one)")
+            base = GenerateSweep() if cuda else GenerateSweep(**CPU_DEFAULTS)
+            sweep = replace(base, **{f: v for f, (_, v) in over.items() if f in GENERATE_OPTIONS.values()})
+            _check(sweep, over)
+        from ..measure.generation import dims_of
+        try:
+            dims = dims_of(sweep)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        with_comparator, why = _comparators(sweep.comparator, cuda, sweep.comparator == "on")
+        notes = [why] if why else []
+        if not cuda:
+            notes.append("decode steps run eagerly on the CPU (CUDA graphs need a GPU): per-token times include "
+                         "Python's launches")
+            if dims.d_model * dims.n_layer * max(sweep.prompt) > 2 ** 21:
+                notes.append(f"the CPU runs the reference scans, a Python loop over time: a {dims.name} model "
+                             f"(d_model {dims.d_model}, {dims.n_layer} layers) with prompt {max(sweep.prompt)} "
+                             f"will take long (the tiny preset runs in seconds)")
+        points = sweep.points(dims.name, dims.n_layer, comparator=with_comparator)
+        if not points:
+            raise UsageError("nothing to measure: no design and size gives a row")
+        estimate = estimate_s(points, settings, cuda)
+        if dry_run:
+            _dry_run(sweep, settings, dims, points, estimate, notes, fmt)
+            return
+        if estimate > WARN_ESTIMATE_S:
+            Console(stderr=True).print(f"[yellow]warning:[/] this sweep is estimated to take "
+                                       f"{_duration(estimate)} or more ({len(points)} rows); --dry-run shows "
+                                       f"it, a smaller --budget or fewer rows shorten it")
+        if resume is None:
+            writable_dir("--out", out)
+        code = _run(dev, sweep, settings, points, run, meta, out, name or f"generate-{dims.name}", notes, fmt,
+                    held)
     if code:
         raise typer.Exit(code)
+
+
+def _resumed(run, resume, over: dict, dev):
+    """The sweep, settings and metadata of a run to resume, diagnosed by the reader; a flag given with
+    --resume must say what the run already holds."""
+    from ..results import RunDir
+    meta, sweep, settings = resumable(run, resume, "swimbench generate", RunDir.RESUME_GENERATE, "generate",
+                                      GenerateSweep)
+    refuse_changes(over, {**sweep.as_dict(), **settings.as_dict()})
+    if was_other_device(meta, dev):
+        raise bad("--resume", str(resume), "a run measured on this device")
+    return sweep, settings, meta
+
+
+def estimate_s(points, settings: MeasureSettings, cuda: bool) -> float:
+    """A lower bound of the sweep's time: per row, a second to build the model, the timed budget, and
+    on a GPU the energy window. A generation slower than the budget takes longer (one is always made,
+    after the warm-up's)."""
+    energy = settings.energy_window_s if (cuda and settings.energy) else 0.0
+    return len(points) * (settings.budget_s + energy + 1.0)
+
+
+def _dry_run(sweep, settings, dims, points, estimate: float, notes: list, fmt: str) -> None:
+    doc = {"model": dims.name, "d_model": dims.d_model, "n_layer": dims.n_layer, "vocab_size": dims.vocab_size,
+           "generate": sweep.as_dict(), "settings": settings.as_dict(), "rows": len(points),
+           "estimate_s": round(estimate, 1), "points": [p.key for p in points], "notes": notes}
+    dry_run(doc, f"{dims.name} model (d_model {dims.d_model}, {dims.n_layer} layers, vocabulary "
+                 f"{dims.vocab_size}): {len(points)} rows, estimated {_duration(estimate)} or more",
+            {**sweep.as_dict(), **settings.as_dict()}, fmt)
 
 
 def _comparators(mode: str, cuda: bool, asked: bool) -> tuple[bool, Optional[str]]:
@@ -185,7 +242,7 @@ def _command() -> str:
     return "swimbench generate (called in-process)"
 
 
-def _run(ctx, dev, sweep, settings, points, run, out, name, notes) -> int:
+def _run(dev, sweep, settings, points, run, meta, out, name, notes, fmt, held) -> int:
     import torch
 
     from ..measure.energy import Nvml, NvmlUnavailable, PowerSampler
@@ -210,16 +267,18 @@ def _run(ctx, dev, sweep, settings, points, run, out, name, notes) -> int:
     env["command"], env["argv"] = _command(), sys.argv
     started = time.time()
     if run is None:
-        run = RunDir.create(out, name)
-        meta = {"tool": "swimbench generate", "created": _iso(started), "status": "running",
+        try:
+            run = RunDir.create(out, name)
+        except OSError as e:
+            raise bad("--out", str(out), f"a directory this process can write ({e.strerror or e})") from None
+        held.enter_context(run.lock())
+        meta = {"tool": "swimbench generate", "created": iso(started), "status": "running",
                 "profile": {"name": name, "path": None, "description": "swimbench generate"},
                 "generate": sweep.as_dict(), "settings": settings.as_dict(),
                 "comparator": any(p.variant == COMPARATOR for p in points),
                 "points": [p.key for p in points], "environment": env, "attempts": []}
-    else:
-        meta = run.read_metadata()
     attempt = len(meta["attempts"]) + 1
-    meta["attempts"].append({"attempt": attempt, "started": _iso(started), "command": env["command"],
+    meta["attempts"].append({"attempt": attempt, "started": iso(started), "command": env["command"],
                              "environment": env, "notes": notes})
     run.write_metadata(meta)
     results = run.results(order=meta["points"])
@@ -238,7 +297,7 @@ def _run(ctx, dev, sweep, settings, points, run, out, name, notes) -> int:
                                   note=lambda s: console.print(f"[yellow]note:[/] {s}"))
 
     def record(point, row, samples):
-        row.update({"device": dev.type, "attempt": attempt, "measured_at": _iso(time.time())})
+        row.update({"device": dev.type, "attempt": attempt, "measured_at": iso(time.time())})
         for k in ("model", "new_tokens"):
             row.setdefault(k, getattr(point, k))
         if samples is not None:
@@ -263,24 +322,30 @@ def _run(ctx, dev, sweep, settings, points, run, out, name, notes) -> int:
             run.append_power(sampler.take_new())
         if nvml is not None:
             nvml.close()
-    interrupted = outcome is None or outcome.interrupted
-    meta["status"] = ("interrupted" if interrupted else "complete with errors" if outcome.errors else "complete")
-    meta["attempts"][-1].update({"finished": _iso(time.time()), "wall_s": round(time.time() - started, 3),
-                                 "status": meta["status"],
-                                 **({} if outcome is None else {"measured": len(outcome.measured),
-                                                                "oom": outcome.oom, "errors": outcome.errors})})
+    results.reload()
+    frame = results.frame()
+    code, interrupted, nothing = close_attempt(meta, outcome, frame, started)
     run.write_metadata(meta)
-    stdout = Console() if Console().is_terminal else Console(width=200)
-    stdout.print(summary_table(results.frame(), dev.type))
+    if fmt == "json":
+        sys.stdout.write(summary_json(frame, run.path, meta["status"], code, SUMMARY) + "\n")
+    else:
+        stdout = Console() if Console().is_terminal else Console(width=200)
+        stdout.print(summary_table(frame, dev.type))
     console.print(f"results: {run.path / run.RESULTS}  (wall {time.time() - started:.1f} s)")
     if interrupted:
         console.print(f"[yellow]interrupted[/]: completed rows are kept; resume with: "
                       f"swimbench generate --resume {shlex.quote(str(run.path))}")
-        return EXIT_INTERRUPTED
-    if outcome.errors:
+    elif nothing:
+        console.print(f"[red]nothing measured[/]: every row is {', '.join(sorted(set(frame['status'])))} "
+                      f"(exit {code}); a smaller model, --prompt or --batch fits")
+    elif outcome.errors:
         console.print(f"[red]{len(outcome.errors)} configuration(s) failed[/]: see the error column")
-        return EXIT_ERRORS
-    return 0
+    return code
+
+
+SUMMARY = ("key", "status", "model", "variant", "experts", "top_k", "seq", "new_tokens", "batch", "layers",
+           "dtype", "ttft_ms", "token_ms", "token_ms_p10", "token_ms_p90", "gen_tokens_per_s", "gen_j_per_token",
+           "gen_peak_mib", "error")
 
 
 def _line(point, row) -> str:

@@ -8,7 +8,6 @@ what is missing. Docs: docs/latency.md.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import sys
@@ -23,11 +22,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import designs
-from ..sweeps.spec import (COMPARATOR, DTYPES, OPTIONS, SETTINGS, MeasureSettings, Sweep, problem,
+from ..sweeps.spec import (COMPARATOR, DTYPES, OPTIONS, SETTINGS, Sweep, problem,
                            top_k_rule)
 from . import app
 from .errors import UsageError, bad, split_ints, split_strs, writable_dir
 from .launch import launch, rank_device
+from .rundirs import (EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_NOTHING, close_attempt, dry_run, hold, iso,
+                      refuse_changes, resumable, summary_json)
 
 # option name (the function parameter) -> the field of Sweep or MeasureSettings it sets: the settings'
 # own declarations (swimbench.sweeps.spec); options that set no field are the command's own (OWN)
@@ -40,7 +41,6 @@ OWN = ("ctx", "profile", "device", "out", "name", "resume", "dry_run", "fmt", "g
 GPU_ONLY = {"flush_l2": True, "prefill": "graph", "decode": "graph", "mamba_ssm": True, "energy": True,
             "power_interval": None}
 SWEEP_FIELDS = {f.name for f in fields(Sweep)}
-EXIT_INTERRUPTED, EXIT_ERRORS = 130, 1
 
 
 def _given(ctx: typer.Context) -> list[str]:
@@ -225,7 +225,6 @@ def latency(
                                  f"directory ({resume})")
     console = Console(stderr=True)
     from ..results import RunDir
-    from ..results.rundir import RunLocked
 
     with contextlib.ExitStack() as held:
         if resume is not None:
@@ -234,13 +233,7 @@ def latency(
             except OSError as e:
                 raise bad("--resume", str(resume), f"a run directory of swimbench latency ({e})") from None
             if not dry_run and spread.world.lead:       # rank 0 holds the run for all its ranks
-                try:
-                    held.enter_context(run.lock())
-                except RunLocked as e:
-                    raise UsageError(f"--resume: {e}; wait for it to end") from None
-                except OSError as e:
-                    raise bad("--resume", str(resume), f"a run directory this process can write "
-                                                       f"({e.strerror or e})") from None
+                hold(held, run, resume)
             sweep, settings, prof, meta = _resumed(ctx, run, resume, over, profile, dev)
         else:
             if (out / RunDir.METADATA).is_file():
@@ -307,26 +300,13 @@ def _profile_defaults() -> None:
 _profile_defaults()
 FORMATS = ("table", "json")
 WARN_ESTIMATE_S = 2 * 3600.0
-EXIT_NOTHING = 5                         # the sweep ended and no row was measured (every row oom)
 
 
 def _resumed(ctx, run, resume, over, profile, dev):
     """The sweep, settings, profile and metadata of a run to resume, diagnosed by the reader."""
-    from ..results.reader import RunError, check_resumable
-    try:
-        meta = check_resumable(run)
-        sweep = Sweep.from_dict(meta["sweep"])
-        settings = MeasureSettings.from_stored(meta["settings"])
-    except RunError as e:
-        raise bad("--resume", str(resume), f"a readable run directory of swimbench latency: {e}") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise bad("--resume", str(resume), f"a run directory of swimbench latency ({e})") from None
-    stored = {**sweep.as_dict(), **settings.as_dict()}
-    for field, (flag, value) in over.items():
-        old = tuple(stored[field]) if isinstance(stored[field], list) else stored[field]
-        if old != value:
-            raise UsageError(f"{flag} differs from the run being resumed ({old!r} there); "
-                             f"drop it or start a new run")
+    from ..results import RunDir
+    meta, sweep, settings = resumable(run, resume, "swimbench latency", RunDir.RESUME, "sweep", Sweep)
+    refuse_changes(over, {**sweep.as_dict(), **settings.as_dict()})
     if profile is not None and profile not in (meta["profile"]["name"], meta["profile"]["path"]):
         raise bad("--profile", profile, f"{meta['profile']['name']!r}, the resumed run's profile")
     was = meta["environment"]
@@ -388,16 +368,8 @@ def _dry_run(sweep, settings, prof, points, estimate: float, notes: list, fmt: s
     doc = {"profile": prof["name"], "sweep": sweep.as_dict(), "settings": settings.as_dict(),
            "rows": len(points), "repeats": settings.repeats, "estimate_s": round(estimate, 1),
            "points": [p.key for p in points], "notes": notes}
-    if fmt == "json":
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-        return
-    out = Console(highlight=False)
-    out.print(f"profile {prof['name']}: {len(points)} rows x {settings.repeats} repeat(s), estimated "
-              f"{_duration(estimate)} or more")
-    for k, v in {**sweep.as_dict(), **settings.as_dict()}.items():
-        out.print(f"  {k} = {v}")
-    for note in notes:
-        out.print(f"  note: {note}")
+    dry_run(doc, f"profile {prof['name']}: {len(points)} rows x {settings.repeats} repeat(s), estimated "
+                 f"{_duration(estimate)} or more", {**sweep.as_dict(), **settings.as_dict()}, fmt)
 
 
 def _gpu_name(dev) -> Optional[str]:
@@ -456,7 +428,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
             except OSError as e:
                 raise bad("--out", str(out), f"a directory this process can write ({e.strerror or e})") from None
             held.enter_context(run.lock())
-        meta = {"tool": "swimbench latency", "created": _iso(started), "status": "running",
+        meta = {"tool": "swimbench latency", "created": iso(started), "status": "running",
                 "profile": prof, "sweep": sweep.as_dict(), "settings": settings.as_dict(),
                 "comparator": any(p.variant == COMPARATOR for p in points),
                 "points": [p.key for p in points], "environment": env, "attempts": []}
@@ -468,7 +440,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
         env["distributed"] = {"world_size": spread.world.size, "backend": spread.world.backend,
                               "ranks": spread.gather(_rank_env(spread.world, dev, env))}
     ceilings = _ceilings(console, dev, meta, attempt, notes)
-    meta["attempts"].append({"attempt": attempt, "started": _iso(started), "command": env["command"],
+    meta["attempts"].append({"attempt": attempt, "started": iso(started), "command": env["command"],
                              "environment": env, "notes": notes})
     meta["status"] = "running"
     spread.wait()                        # every rank has read the metadata before rank 0 rewrites it
@@ -496,7 +468,7 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
 
     def record(point, row, samples):
         row.update({"device": dev.type, "device_index": _index(dev), "rank": spread.world.rank,
-                    "world_size": spread.world.size, "attempt": attempt, "measured_at": _iso(time.time())})
+                    "world_size": spread.world.size, "attempt": attempt, "measured_at": iso(time.time())})
         if samples is not None:
             run.append_samples(point.key, attempt, samples)
         results.put(row)
@@ -529,24 +501,15 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
         if nvml is not None:
             nvml.close()
     outcome = _together(spread, outcome)
-    interrupted = outcome is None or outcome.interrupted
     if not lead:
+        interrupted = outcome is None or outcome.interrupted
         return EXIT_INTERRUPTED if interrupted else EXIT_ERRORS if outcome.errors else 0
     results.reload()
     frame = results.frame()
-    nothing = not interrupted and not (frame["status"] == "ok").any()
-    meta["status"] = ("interrupted" if interrupted else "nothing measured" if nothing
-                      else "complete with errors" if outcome.errors else "complete")
-    meta["attempts"][-1].update({"finished": _iso(time.time()), "wall_s": round(time.time() - started, 3),
-                                 "status": meta["status"],
-                                 **({} if outcome is None else {"measured": len(outcome.measured),
-                                                                "oom": outcome.oom,
-                                                                "errors": outcome.errors})})
+    code, interrupted, nothing = close_attempt(meta, outcome, frame, started)
     run.write_metadata(meta)
-    code = (EXIT_INTERRUPTED if interrupted else EXIT_NOTHING if nothing else EXIT_ERRORS if outcome.errors
-            else 0)
     if fmt == "json":
-        sys.stdout.write(summary_json(frame, run.path, meta["status"], code) + "\n")
+        sys.stdout.write(summary_json(frame, run.path, meta["status"], code, SUMMARY) + "\n")
     else:
         stdout = Console()
         if not stdout.is_terminal:
@@ -576,13 +539,6 @@ SUMMARY = ("key", "status", "variant", "experts", "top_k", "seq", "batch", "laye
            "prefill_mode", "prefill_ms", "prefill_ms_ci_lo", "prefill_ms_ci_hi", "prefill_tokens_per_s",
            "prefill_tflops", "decode_mode", "decode_us", "decode_us_ci_lo", "decode_us_ci_hi",
            "prefill_j_per_token", "prefill_peak_mib", "decode_peak_mib", "error")
-
-
-def summary_json(frame, path, status: str, code: int) -> str:
-    """The summary for programs: the run, its status and exit code, and each row's main columns."""
-    cols = [c for c in SUMMARY if c in frame]
-    rows = json.loads(frame[cols].to_json(orient="records"))
-    return json.dumps({"run": str(path), "status": status, "exit": code, "rows": rows}, indent=2)
 
 
 def _index(dev):
@@ -644,10 +600,6 @@ def _ceilings(console, dev, meta: dict, attempt: int, notes: list):
 
 def _ceilings_text(c) -> str:
     return f"{c.gbps:,.0f} GB/s copy, {c.tflops:,.0f} TFLOP/s bf16 GEMM ({c.source})"
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
 
 def _row_line(point, row) -> str:

@@ -92,10 +92,11 @@ def load_run(path: Path, name: Optional[str] = None) -> Run:
     return Run(name or path.name, path, meta, rows, samples, rundir, missing, unplanned)
 
 
-def check_resumable(rundir: RunDir) -> dict:
+def check_resumable(rundir: RunDir, fields=RunDir.RESUME) -> dict:
     """The metadata of a run that `--resume` can continue, after its results table and samples have
-    been read as the report and the gate read them; DamagedRun (one line) where they cannot be."""
-    meta = rundir.metadata(RunDir.RESUME)
+    been read as the report and the gate read them; DamagedRun (one line) where they cannot be.
+    `fields`: what the metadata must hold (RunDir.RESUME_GENERATE for a generate run)."""
+    meta = rundir.metadata(fields)
     if rundir.file(RunDir.RESULTS).is_file():
         read_rows(rundir, meta["points"])
     rundir.read_samples()

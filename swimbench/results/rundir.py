@@ -201,6 +201,7 @@ class RunDir:
 
     READ = (("environment", dict), ("points", list))          # what reading a run needs
     RESUME = READ + (("sweep", dict), ("settings", dict), ("attempts", list), ("profile", dict))
+    RESUME_GENERATE = READ + (("generate", dict), ("settings", dict), ("attempts", list))   # swimbench generate's
 
     def metadata(self, fields=READ) -> dict:
         """metadata.json checked to be what `swimbench latency` writes: an object with `fields` (READ:

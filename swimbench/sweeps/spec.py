@@ -219,9 +219,10 @@ def top_k_rule(experts, top_k) -> tuple[Optional[str], list[tuple[int, int]]]:
     return None, [(E, k) for E in experts for k in top_k if k > E]
 
 
-def problem(field: str, value) -> Optional[str]:
-    """None when `value` is acceptable for `field`, else what the field accepts."""
-    ok, allowed = RULES[field]
+def problem(field: str, value, rules: Optional[dict] = None) -> Optional[str]:
+    """None when `value` is acceptable for `field`, else what the field accepts. `rules`: a table of
+    rules other than latency's (GENERATE_RULES)."""
+    ok, allowed = (RULES if rules is None else rules)[field]
     return None if ok(value) else (allowed() if callable(allowed) else allowed)
 
 
@@ -249,30 +250,40 @@ class GenPoint:
         return f"{self.model} {self.variant}{moe} prompt={self.seq} new={self.new_tokens} b={self.batch}"
 
 
+# Past these a whole model's size overflows what any GPU holds, or a generation never ends: an SSM's
+# step costs the same at every position, so per-token latency needs no generation longer than this.
+MAX_LAYERS, MAX_VOCAB, MAX_NEW_TOKENS = 1024, 1 << 22, 1 << 16
+
+
 @dataclass(frozen=True)
 class GenerateSweep:
     """The models and generations of a generate run: a preset (or d_model and n_layer), its designs at
-    matched FLOPs, prompts, new tokens and batches. Validation of each field is the command's
-    (cli/generate.py); the model's sizes are swimbench.flops.model's."""
-    preset: Optional[str] = "1.4b"
-    d_model: Optional[int] = None           # replaces the preset's
-    n_layer: Optional[int] = None
-    vocab_size: Optional[int] = None
-    expand: int = _REF.expand
-    d_state: int = _REF.d_state
-    d_conv: int = _REF.d_conv
-    dtype: str = "bf16"
-    variants: tuple[str, ...] = field(default_factory=lambda: designs.names(default_only=True))
-    experts: tuple[int, ...] = (8,)
-    top_k: tuple[int, ...] = (1, 2)
-    prompt: tuple[int, ...] = (2048,)
-    new_tokens: int = 256
-    batch: tuple[int, ...] = (1, 16)
-    routing: str = "balanced"
-    capacity_factor: float = 1.25
-    ffn_mult: int = 1
-    align: int = 8
-    comparator: str = "auto"                # mamba-ssm's MambaLMHeadModel rows: auto, on, off
+    matched FLOPs, prompts, new tokens and batches. Each field declares what it accepts and the
+    `swimbench generate` option that sets it (section "generate"), as Sweep's do for `latency`; the
+    preset's name is checked against swimbench.models.presets by the command, the model's sizes are
+    swimbench.flops.model's."""
+    preset: Optional[str] = setting("1.4b", rule=(lambda v: v is None or isinstance(v, str), "a preset name"),
+                                    section="generate", option="preset")
+    d_model: Optional[int] = setting(None, rule=_int(1, MAX_D_MODEL), section="generate", option="d_model")
+    n_layer: Optional[int] = setting(None, rule=_int(1, MAX_LAYERS), section="generate", option="layers")
+    vocab_size: Optional[int] = setting(None, rule=_int(2, MAX_VOCAB), section="generate", option="vocab_size")
+    expand: int = setting(_REF.expand, rule=_int(1, 64), section="generate")
+    d_state: int = setting(_REF.d_state, rule=_int(1, 256), section="generate")
+    d_conv: int = setting(_REF.d_conv, rule=_int(1, 8), section="generate")
+    dtype: str = setting("bf16", rule=_choice(DTYPES), section="generate", option="dtype")
+    variants: tuple[str, ...] = setting(rule=_variants(), section="generate", option="variants",
+                                        factory=lambda: designs.names(default_only=True))
+    experts: tuple[int, ...] = setting((8,), rule=_ints(1, 1024), section="generate", option="experts")
+    top_k: tuple[int, ...] = setting((1, 2), rule=_ints(1, 1024), section="generate", option="top_k")
+    prompt: tuple[int, ...] = setting((2048,), rule=_ints(1, MAX_SEQ), section="generate", option="prompt")
+    new_tokens: int = setting(256, rule=_int(2, MAX_NEW_TOKENS), section="generate", option="new_tokens")
+    batch: tuple[int, ...] = setting((1, 16), rule=_ints(1, MAX_SEQ), section="generate", option="batch")
+    routing: str = setting("balanced", rule=_choice(ROUTINGS), section="generate", option="routing")
+    capacity_factor: float = setting(1.25, rule=_num(1, 1024), section="generate")
+    ffn_mult: int = setting(1, rule=_int(1, 64), section="generate")
+    align: int = setting(8, rule=_int(1, 256), section="generate")
+    # mamba-ssm's MambaLMHeadModel rows: auto, on, off
+    comparator: str = setting("auto", rule=_choice(COMPARATOR_MODES), section="generate", option="mamba_ssm")
 
     def __post_init__(self):
         for f in ("variants", "experts", "top_k", "prompt", "batch"):
@@ -297,3 +308,8 @@ class GenerateSweep:
     @classmethod
     def from_dict(cls, d: dict) -> "GenerateSweep":
         return cls(**_tuples(cls, d))
+
+
+GENERATE_RULES = {f.name: f.metadata["rule"] for f in (*fields(GenerateSweep), *fields(MeasureSettings))}
+# generate option -> GenerateSweep field; its measurement options are latency's (OPTIONS)
+GENERATE_OPTIONS = {f.metadata["option"]: f.name for f in fields(GenerateSweep) if f.metadata["option"]}

@@ -1,11 +1,13 @@
 """`swimbench generate` end to end on the CPU at the tiny preset: rows, the report's figures, the gate,
 out-of-memory rows, resume, bad input; the timed generation really is greedy generation; `flops --model`."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from swimbench.cli.rundirs import EXIT_NOTHING
 from swimbench.flops.model import ModelDims, size_model
 from swimbench.measure import generation
 from swimbench.measure.generation import GenerationMeasurer
@@ -93,14 +95,82 @@ def test_a_model_out_of_memory_is_an_oom_row_and_resume_skips_what_is_done(tmp_p
     assert (run / "results.csv").read_text() == before
 
 
-@pytest.mark.parametrize("args,flag", [(["--preset", "7b"], "--preset"), (["-b", "0"], "--batch"),
-                                       (["--prompt", "0"], "--prompt"), (["-E", "3", "-k", "4"], "--top-k"),
-                                       (["-n", "1"], "--new-tokens"), (["--dtype", "fp8"], "--dtype"),
-                                       (["-v", "nope"], "--variants"), (["--preset", "none"], "--preset none")])
+BAD = [(["--preset", "7b"], "--preset"), (["-b", "0"], "--batch"), (["--prompt", "0"], "--prompt"),
+       (["-E", "3", "-k", "4"], "--top-k"), (["-n", "1"], "--new-tokens"), (["--dtype", "fp8"], "--dtype"),
+       (["-v", "nope"], "--variants"), (["--preset", "none"], "--preset none"), (["-v", ""], "--variants"),
+       (["-E", ""], "--experts"), (["--prompt", "a"], "--prompt"), (["-n", "100000000"], "--new-tokens"),
+       (["--d-model", "1000000000"], "--d-model"), (["--vocab-size", "10000000000"], "--vocab-size"),
+       (["--vocab-size", "1"], "--vocab-size"), (["-L", "0"], "--layers"), (["--seed", "-1"], "--seed"),
+       (["--budget", "inf"], "--budget"), (["--budget", "nan"], "--budget"), (["--min-reps", "100000000"],
+       "--min-reps"), (["--warmup", "0"], "--warmup"), (["--energy-window", "inf"], "--energy-window"),
+       (["--energy"], "--energy"), (["--format", "xml"], "--format"), (["--name", "a/b"], "--name"),
+       (["--routing", "random"], "--routing"), (["--device", "tpu"], "--device"),
+       (["--resume", "/etc"], "--resume")]
+
+
+@pytest.mark.parametrize("args,flag", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_and_exit_2(args, flag, capsys, tmp_path):
     code, out, err = cli(["generate", "--device", "cpu", "--out", tmp_path, *args], capsys)
-    assert code == 2 and err.count("\n") == 1 and flag in err
+    assert code == 2 and err.count("\n") == 1 and flag in err and "Traceback" not in err, err
     assert not list(tmp_path.iterdir())                       # nothing measured, no run directory
+
+
+@pytest.mark.parametrize("where", ["a file", "a run directory", "under /proc"])
+def test_an_output_it_cannot_write_is_refused_before_any_work(where, tmp_path, capsys):
+    target = {"a file": tmp_path / "f.txt", "a run directory": tmp_path / "run",
+              "under /proc": Path("/proc/swimbench-out")}[where]
+    if where == "a file":
+        target.write_text("keep\n")
+    elif where == "a run directory":
+        target.mkdir()
+        (target / RunDir.METADATA).write_text("{}")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code, _, err = cli(["generate", *QUICK, "-v", "dense", "-b", "1", "--out", target], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--out" in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_dry_run_measures_nothing_and_json_gives_the_rows(tmp_path, capsys):
+    E = int(torch.randint(2, 6, ()))
+    code, out, _ = cli(["generate", *QUICK, "-v", "dense,rom", "-E", E, "-k", "1,2", "-b", "1,2", "--dry-run",
+                        "--format", "json", "--out", tmp_path], capsys)
+    assert code == 0 and not list(tmp_path.iterdir())
+    doc = json.loads(out)
+    assert doc["rows"] == len(doc["points"]) == 2 * (1 + 2) and doc["model"] == "tiny" and doc["n_layer"] == 3
+    assert doc["generate"]["experts"] == [E] and doc["estimate_s"] >= doc["rows"] * 0.01
+
+
+def test_resume_refuses_what_it_would_ignore_and_a_second_writer(tmp_path, capsys):
+    code, out, _ = cli(["generate", *QUICK, "-v", "dense", "-b", "1", "-n", "3", "--prompt", "5",
+                        "--format", "json", "--out", tmp_path], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["status"] == "complete" and doc["exit"] == 0 and len(doc["rows"]) == 1
+    assert doc["rows"][0]["token_ms"] > 0 and doc["rows"][0]["new_tokens"] == 3
+    run = _run_dir(tmp_path)
+    before = (run / "results.csv").read_bytes()
+    for args, flag in ((["-b", "2"], "--batch"), (["--budget", "0.5"], "--budget"), (["--out", tmp_path], "--out"),
+                       (["--name", "x"], "--name")):
+        code, _, err = cli(["generate", "--device", "cpu", "--resume", run, *args], capsys)
+        assert code == 2 and err.count("\n") == 1 and flag in err, err
+    with RunDir(run).lock():
+        code, _, err = cli(["generate", "--device", "cpu", "--resume", run], capsys)
+    assert code == 2 and err.count("\n") == 1 and "being written by pid" in err, err
+    (latency_run := tmp_path / "latency").mkdir()
+    (latency_run / RunDir.METADATA).write_text(json.dumps({"tool": "swimbench latency"}))
+    code, _, err = cli(["generate", "--device", "cpu", "--resume", latency_run], capsys)
+    assert code == 2 and "written by swimbench latency" in err
+    assert (run / "results.csv").read_bytes() == before
+
+
+def test_a_sweep_of_only_oom_rows_says_nothing_was_measured(tmp_path, capsys, monkeypatch):
+    def oom(*a, **kw):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 96.00 GiB")
+    monkeypatch.setattr(generation, "LanguageModel", oom)
+    code, _, err = cli(["generate", *QUICK, "-v", "dense,swimba", "-E", "2", "-k", "1", "-b", "1", "--prompt", "5",
+                        "-n", "3", "--out", tmp_path], capsys)
+    assert code == EXIT_NOTHING and "nothing measured" in err
+    meta = json.loads((_run_dir(tmp_path) / "metadata.json").read_text())
+    assert meta["status"] == "nothing measured"
 
 
 def test_the_timed_generation_is_greedy_generation():
