@@ -317,13 +317,13 @@ def _resumed(ctx, run, resume, over, profile, dev):
     from ..results import RunDir
     meta, sweep, settings = resumable(run, resume, "swimbench latency", RunDir.RESUME, "sweep", Sweep)
     refuse_changes(over, {**sweep.as_dict(), **settings.as_dict()})
-    if profile is not None and profile not in (meta["profile"]["name"], meta["profile"]["path"]):
-        raise bad("--profile", profile, f"{meta['profile']['name']!r}, the resumed run's profile")
+    if profile is not None and profile not in (meta["profile"].get("name"), meta["profile"].get("path")):
+        raise bad("--profile", profile, f"{meta['profile'].get('name')!r}, the resumed run's profile")
     was = meta["environment"]
     here_gpu = _gpu_name(dev)
-    if was["device"] != dev.type or (was.get("gpu") or {}).get("name") != here_gpu:
+    if was.get("device") != dev.type or (was.get("gpu") or {}).get("name") != here_gpu:
         raise bad("--resume", str(resume), f"a run measured on this device ({dev.type} {here_gpu or ''}"
-                                           f"); it was measured on {was['device']} "
+                                           f"); it was measured on {was.get('device')} "
                                            f"{(was.get('gpu') or {}).get('name') or ''}".rstrip())
     return sweep, settings, meta["profile"], meta
 
@@ -332,7 +332,7 @@ def _profiled(profile, cuda, over):
     """The sweep and settings of a profile with the flags' overrides."""
     from ..sweeps.profiles import ProfileError, load_profile
     try:
-        prof_obj = load_profile(profile or ("default" if cuda else "cpu"))
+        prof_obj = load_profile(("default" if cuda else "cpu") if profile is None else profile)
     except ProfileError as e:
         raise UsageError(f"--profile: {e}") from None
     s_over, m_over = _split({f: v for f, (_, v) in over.items()})

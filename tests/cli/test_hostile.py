@@ -570,6 +570,10 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_keeps_what_was_written(tmp_pa
     (["flops", "-E", "\uff12"], "--experts"),                       # a full-width 2, read as 2
     (["kernels", "-b", "\u0663"], "--batch"),                       # an Arabic-Indic 3
     (["gate", "--baseline", "b.json", "-t", "prefill_ms=inf"], "--threshold"),   # gates nothing
+    (["flops", "-m", "tiny", "--d-model", "64"], "--d-model"),     # silently replaced by the preset's
+    (["flops", "-m", "tiny", "--seq", "8"], "--seq"),
+    (["flops", "-m", "tiny"], "--experts"),                         # blamed -k, which was not given
+    (["latency", "--device", "cpu", "--profile", ""], "--profile"),   # silently the default profile
     # already refused, and not covered before
     (["flops", "--d-model", "0x40"], "--d-model"),
     (["flops", "--d-model", "1e309"], "--d-model"),
@@ -714,3 +718,61 @@ def test_ep_records_an_out_of_memory_configuration_and_says_nothing_was_measured
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["attempts"][-1]["oom"] == ["swimba/E2/k1/seq1099511627776/b1/expert"]
+
+
+def _stored(section: str, field: str, value):
+    def harm(run: Path):
+        _meta(run, lambda m: {**m, section: {**m[section], field: value}})
+    return harm
+
+
+@pytest.mark.parametrize("harm, words", [
+    (_stored("sweep", "experts", "2"), ["experts"]),              # a TypeError deep in the sweep
+    (_stored("sweep", "d_model", 10 ** 9), ["d_model", "65536"]),
+    (_stored("sweep", "variants", ["bogus"]), ["variants"]),
+    (_stored("settings", "budget_s", float("nan")), ["budget_s"]),    # resumed with a budget of nan
+    (_stored("settings", "min_reps", 0), ["min_reps"]),
+])
+def test_resume_holds_the_stored_sweep_to_the_flags_rules(harm, words, cpu_run, capsys):
+    harm(cpu_run)
+    before = snapshot(cpu_run)
+    code, _, err = cli(["latency", "--device", "cpu", "--resume", cpu_run], capsys)
+    one_line(code, err, 2, "--resume", "metadata.json", *words)
+    assert unchanged(before, cpu_run)
+
+
+def test_resume_of_a_run_whose_profile_has_no_path(cpu_run, capsys):
+    """Run metadata without the profile's path (a KeyError before) is compared by name."""
+    code, _, err = cli(["latency", "--device", "cpu", "--resume", cpu_run, "--profile", "default"], capsys)
+    one_line(code, err, 2, "--profile", "synthetic")
+
+
+def _ep_run(folder: Path, table=None, meta=None) -> Path:
+    run = folder / "ep-run"
+    run.mkdir()
+    (run / "metadata.json").write_text(json.dumps({"tool": "swimbench ep", "attempts": []} if meta is None
+                                                  else meta))
+    if table is not None:
+        (run / "ep.csv").write_bytes(table)
+    return run
+
+
+@pytest.mark.parametrize("table, words", [
+    (None, ["no expert-parallel rows"]),                      # each a traceback before
+    (b"a,b\n1,2\n", ["ep.csv", "variant"]),
+    (b"\xff\xfe\x00", ["ep.csv", "utf-8"]),
+])
+def test_report_of_a_damaged_expert_parallel_run(table, words, tmp_path, capsys):
+    run = _ep_run(tmp_path, table)
+    before = snapshot(tmp_path)
+    code, _, err = cli(["report", run], capsys)
+    one_line(code, err, 2, *words)
+    assert unchanged(before, tmp_path) and not (run / "report").exists()
+
+
+def test_ep_append_to_a_run_without_attempts_is_refused_before_measuring(tmp_path, capsys):
+    run = _ep_run(tmp_path, meta={"tool": "swimbench ep"})       # a KeyError after measuring, before
+    before = snapshot(tmp_path)
+    code, _, err = cli(["ep", "--device", "cpu", "-v", "swimba", "-E", "2", "--append", run], capsys)
+    one_line(code, err, 2, "--append")
+    assert unchanged(before, tmp_path)
