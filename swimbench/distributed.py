@@ -45,8 +45,19 @@ class World:
 
 
 def launched() -> bool:
-    """Whether this process was started by torchrun (or anything that sets its variables)."""
-    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+    """Whether this process was started by torchrun (or anything that sets its variables); ValueError
+    naming them when they are set but are not what torchrun sets (integers, 0 <= RANK < WORLD_SIZE)."""
+    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
+        return False
+    got = {k: os.environ.get(k) for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK") if k in os.environ}
+    try:
+        size, rank, local = (int(os.environ.get(k, "0")) for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"))
+    except ValueError:
+        size = rank = local = -1
+    if not (size >= 1 and 0 <= rank < size and local >= 0):
+        raise ValueError(" ".join(f"{k}={v!r}" for k, v in got.items()) + " is not what torchrun sets: "
+                         "integers with 0 <= RANK < WORLD_SIZE (unset them to run as one process)")
+    return True
 
 
 def join(backend: str, alone: bool = False) -> World:

@@ -15,12 +15,14 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from ..sweeps.spec import DTYPES, problem
+from ..sweeps.spec import DTYPES, MAX_REPS, problem
 from . import app
-from .errors import UsageError, bad, split_ints, split_strs
+from .errors import UsageError, bad, in_range, run_name, split_ints, split_strs, writable_dir
 from .latency import _command, _device
 from .launch import launch, rank_device
+from .rundirs import EXIT_NOTHING
 
 MODES = ("expert", "replicated")
 
@@ -60,13 +62,13 @@ def ep(
 ):
     """Expert-parallel timing: time per token and communication share against GPUs, per design."""
     from ..layers.parallel import SUPPORTED
-    vs = tuple(dict.fromkeys(split_strs(variants)))
+    vs = tuple(dict.fromkeys(split_strs(variants, "--variants")))
     for v in vs:
         if v not in SUPPORTED:
             raise bad("--variants", v, "routed designs: " + ", ".join(SUPPORTED))
     Es, ks = _list("--experts", experts, "experts"), _list("--top-k", top_k, "top_k")
     seqs, batches = _list("--seq", seq, "seq"), _list("--batch", batch, "batch")
-    ms = tuple(dict.fromkeys(split_strs(modes)))
+    ms = tuple(dict.fromkeys(split_strs(modes, "--modes")))
     for m in ms:
         if m not in MODES:
             raise bad("--modes", m, "expert and/or replicated")
@@ -75,9 +77,9 @@ def ep(
         allowed = problem(field, value)
         if allowed is not None:
             raise bad(flag, value, allowed)
-    if reps < 1 or warmup < 0:
-        raise bad("--reps" if reps < 1 else "--warmup", reps if reps < 1 else warmup,
-                  "an integer >= 1" if reps < 1 else "an integer >= 0")
+    in_range("--reps", reps, 1, MAX_REPS)          # latency's bounds: past them a run never ends
+    in_range("--warmup", warmup, 0, MAX_REPS)
+    run_name("--name", name)
     if min(Es) < 2:
         raise bad("--experts", min(Es), "expert counts >= 2")
     if max(ks) > max(Es):
@@ -91,6 +93,8 @@ def ep(
     if device.startswith("cuda:"):
         raise bad("--device", device, "auto, cuda or cpu (rank r runs on cuda:<local rank>)")
     dev = _device(device)
+    if append is None:
+        writable_dir("--out", out)              # before any work (ranks under --gpus check it each)
     code = _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warmup, seed, dev, out, name,
                 append)
     if code:
@@ -107,9 +111,13 @@ def _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warm
     from ..report.ep import render
     from ..results import ep as ep_table
     from ..sweeps.spec import Sweep
+    from ..sweeps.runner import is_oom, release_memory
     from ..sweeps.spread import Spread
 
-    world = distributed.join("nccl" if dev.type == "cuda" else "gloo", alone=True)
+    try:
+        world = distributed.join("nccl" if dev.type == "cuda" else "gloo", alone=True)
+    except ValueError as e:                 # torchrun's variables, set by hand and wrong
+        raise UsageError(str(e)) from None
     dev = rank_device(dev, world, str(dev))
     if dev.type == "cuda" and world.size == 1:
         torch.cuda.set_device(dev.index or 0)
@@ -128,8 +136,18 @@ def _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warm
         console.print(f"expert-parallel run: {run}  ({len(points)} configurations x prefill, decode; "
                       f"{world.size} rank(s), backend {world.backend}, device={dev.type})")
         started = time.time()
+        oom = []
         for p in points:
-            rows = epm.measure(p, sweep, world, dev, warmup, reps, seed)
+            try:
+                rows = epm.measure(p, sweep, world, dev, warmup, reps, seed)
+            except Exception as e:          # out of memory: said, recorded in the attempt, and on
+                if not is_oom(e):
+                    raise
+                oom.append(p)
+                release_memory()
+                console.print(f"[yellow]oom[/] {p.variant} E={p.experts} k={p.top_k} seq={p.seq} b={p.batch} "
+                              f"{p.mode}: {escape(' '.join(str(e).split())[:200])}")
+                continue
             if world.lead:
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 ep_table.add(run, [{**r, "measured_at": stamp} for r in rows])
@@ -142,7 +160,12 @@ def _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warm
             env["command"], env["argv"] = _command(ctx), sys.argv
             ep_table.add_attempt(run, {"command": env["command"], "world_size": world.size,
                                        "backend": world.backend, "wall_s": round(time.time() - started, 3),
-                                       "points": len(points), "environment": env})
+                                       "points": len(points), "environment": env,
+                                       "oom": [f"{p.variant}/E{p.experts}/k{p.top_k}/seq{p.seq}/b{p.batch}/{p.mode}"
+                                               for p in oom]})
+            if len(oom) == len(points):
+                console.print(f"[red]nothing measured:[/] every configuration ran out of memory ({run})")
+                return EXIT_NOTHING
             for path in render(run, run):
                 console.print(f"wrote {path}")
         return 0

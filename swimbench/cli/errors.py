@@ -48,11 +48,22 @@ def finite(flag: str, value: float, lo: float, hi: float) -> float:
     return value
 
 
+def run_name(flag: str, name: Optional[str]) -> Optional[str]:
+    """The suffix of a new run directory's name (None: the command's default): one path component,
+    printable, so that it can neither escape --out nor break the shell lines that quote it."""
+    if name is not None and (not name.strip() or name in (".", "..") or any(c in name for c in "/\\")
+                             or not name.isprintable()):
+        raise bad(flag, name, "a non-empty name without slashes or control characters")
+    return name
+
+
 def split_ints(flag: str, values) -> list[int]:
     """Integers from repeated flags or comma/space-separated lists; an empty list is refused."""
     out = []
     for v in split_strs(values, flag):
         try:
+            if not v.isascii():             # int() reads any script's digits; the flags read ASCII
+                raise ValueError(v)
             out.append(int(v))
         except ValueError:
             raise bad(flag, v, "integers, e.g. 1,2,4,8") from None

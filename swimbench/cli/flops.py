@@ -20,13 +20,14 @@ from ..config import Reference
 from ..models.presets import PRESETS
 from . import app
 from ..sweeps.spec import problem, top_k_rule
-from .errors import bad, in_range, one_of, split_ints, split_strs, write_output, writable_file
+from .errors import UsageError, bad, in_range, one_of, split_ints, split_strs, write_output, writable_file
 
 FORMATS = ("table", "csv", "json")
 PHASES = ("prefill", "decode")
 MATCH_TOLERANCE_PCT = 1.0
 ALIGNS = (1, 2, 4, 8, 16, 32, 64)
 MAX_TRACED = 4096        # seq and batch of the traced forward
+MODEL_IGNORES = ("d_model", "seq", "batch", "match")     # layer flags a whole model (--model) has no use for
 CONVENTION = ("FLOPs per token, 2 per multiply-add (a lone multiply counts as one multiply-add; "
               "additions outside a multiply and exp/softplus/silu are not counted). fvcore counts "
               "one per multiply-add and is doubled here; FlopCounterMode counts two.")
@@ -69,6 +70,7 @@ def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batc
 
 @app.command()
 def flops(
+    ctx: typer.Context,
     d_model: int = typer.Option(2048, help="Reference dense layer: model width D."),
     expand: int = typer.Option(2, help="Reference dense layer: d_inner = expand * d_model."),
     d_state: int = typer.Option(16, help="SSM state size N (1..256)."),
@@ -97,6 +99,12 @@ def flops(
     variants = split_strs(variants, "--variants")
     if model is not None:
         one_of("--model", [model], tuple(PRESETS))
+        from .latency import _given
+        for name in MODEL_IGNORES:                  # the preset sets them: a value given would be dropped
+            if name in _given(ctx):
+                raise UsageError(f"--{name.replace('_', '-')} cannot be used with --model: a whole model is "
+                                 f"counted analytically at its preset's width ({model}: d_model "
+                                 f"{PRESETS[model].d_model})")
         d_model = PRESETS[model].d_model
     kept = _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
                   capacity_factor, ffn_mult)
@@ -179,8 +187,9 @@ def _model_table(preset, expand, d_state, d_conv, experts, top_k, variants, alig
             try:
                 m = size_model(dims, variant, E, k, expand, d_state, d_conv, align, routing="balanced",
                                capacity_factor=capacity_factor, ffn_mult=ffn_mult)
-            except ValueError as e:
-                raise bad("--top-k", top_k, f"a value the variants can match ({e})") from None
+            except ValueError as e:         # the expert count is what a small model cannot split
+                raise bad("--experts", E, f"expert counts {variant} can match at --model {preset}'s "
+                                          f"d_model {dims.d_model} ({e})") from None
             result.append({"variant": variant, "experts": E, "top_k": k, "d_inner": m.config.mixer.d_inner,
                            "params_total": m.params_total, "params_active": m.params_active,
                            "flops_per_token": m.flops_per_token, "mismatch_pct": m.mismatch_pct,

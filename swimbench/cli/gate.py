@@ -6,6 +6,7 @@ FLOP counts of the current code with a baseline file in profiles/baselines/. Doc
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
@@ -39,7 +40,7 @@ class MachineProblem(ClickException):
 def _thresholds(items: list[str]) -> dict[str, float]:
     from ..gate.metrics import BY_NAME
     tunable = [n for n, m in BY_NAME.items() if m.kind in ("timed", "ratio", "deterministic")]
-    allowed = "METRIC=RATIO with RATIO > 1 and METRIC one of " + ", ".join(tunable)
+    allowed = "METRIC=RATIO with RATIO a finite number > 1 and METRIC one of " + ", ".join(tunable)
     out = {}
     for item in items:
         name, _, value = item.partition("=")
@@ -47,7 +48,7 @@ def _thresholds(items: list[str]) -> dict[str, float]:
             ratio = float(value)
         except ValueError:
             raise bad("--threshold", item, allowed) from None
-        if name not in tunable or not ratio > 1:
+        if name not in tunable or not 1 < ratio < math.inf:        # inf gates nothing: --skip says so
             raise bad("--threshold", item, allowed)
         out[name] = ratio
     return out

@@ -23,7 +23,7 @@ from ..models.presets import PRESETS
 from ..sweeps.spec import (COMPARATOR, DTYPES, GENERATE_OPTIONS, GENERATE_RULES, OPTIONS, GenerateSweep,
                            MeasureSettings, problem, top_k_rule)
 from . import app
-from .errors import UsageError, bad, one_of, split_ints, split_strs, writable_dir
+from .errors import UsageError, bad, one_of, run_name, split_ints, split_strs, writable_dir
 from .latency import FORMATS, WARN_ESTIMATE_S, _device, _duration, _flag, _given, _gpu_name
 from .rundirs import close_attempt, dry_run, hold, iso, refuse_changes, resumable, summary_json
 
@@ -121,8 +121,7 @@ def generate(
         allowed = problem(field, value, GENERATE_RULES)
         if allowed is not None:
             raise bad(_flag(ctx, pname), value, allowed)
-    if name is not None and (not name or any(c in name for c in "/\\")):
-        raise bad("--name", name, "a non-empty name without slashes")
+    run_name("--name", name)
     dev = _device(device)
     cuda = dev.type == "cuda"
     if energy and "energy" in _given(ctx) and not cuda:

@@ -25,7 +25,7 @@ from .. import designs
 from ..sweeps.spec import (COMPARATOR, DTYPES, OPTIONS, SETTINGS, Sweep, problem,
                            top_k_rule)
 from . import app
-from .errors import UsageError, bad, split_ints, split_strs, writable_dir
+from .errors import UsageError, bad, run_name, split_ints, split_strs, writable_dir
 from .launch import launch, rank_device
 from .rundirs import (EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_NOTHING, close_attempt, dry_run, hold, iso,
                       refuse_changes, resumable, summary_json)
@@ -98,7 +98,10 @@ def _device(spec: str):
         raise bad("--device", spec, "auto, cpu, cuda or cuda:N")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(spec)
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:                    # cuda:x, cuda:-1
+        raise bad("--device", spec, "auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise bad("--device", spec, "cpu or auto: no CUDA GPU is visible here")
@@ -208,7 +211,15 @@ def latency(
     if gpus is not None:
         raise typer.Exit(launch(gpus, device, _command(ctx)))
     from ..sweeps.spread import Spread
-    spread = Spread.join()
+    try:
+        spread = Spread.join()
+    except ValueError as e:                 # torchrun's variables, set by hand and wrong
+        raise UsageError(str(e)) from None
+    from ..measure.timing import injected_slowdowns
+    try:
+        injected_slowdowns()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     dev = rank_device(_device(device), spread.world, device)
     cuda = dev.type == "cuda"
     given = _given(ctx)
@@ -216,8 +227,7 @@ def latency(
         if not cuda and pname in given and (gpu_value is None or ctx.params[pname] == gpu_value):
             raise UsageError(f"{_flag(ctx, pname)} needs a CUDA GPU, and this run is on "
                              f"device={dev.type}")
-    if name is not None and (not name or any(c in name for c in "/\\")):
-        raise bad("--name", name, "a non-empty name without slashes")
+    run_name("--name", name)
     if resume is not None:
         for own in ("out", "name"):
             if own in given:
@@ -307,13 +317,13 @@ def _resumed(ctx, run, resume, over, profile, dev):
     from ..results import RunDir
     meta, sweep, settings = resumable(run, resume, "swimbench latency", RunDir.RESUME, "sweep", Sweep)
     refuse_changes(over, {**sweep.as_dict(), **settings.as_dict()})
-    if profile is not None and profile not in (meta["profile"]["name"], meta["profile"]["path"]):
-        raise bad("--profile", profile, f"{meta['profile']['name']!r}, the resumed run's profile")
+    if profile is not None and profile not in (meta["profile"].get("name"), meta["profile"].get("path")):
+        raise bad("--profile", profile, f"{meta['profile'].get('name')!r}, the resumed run's profile")
     was = meta["environment"]
     here_gpu = _gpu_name(dev)
-    if was["device"] != dev.type or (was.get("gpu") or {}).get("name") != here_gpu:
+    if was.get("device") != dev.type or (was.get("gpu") or {}).get("name") != here_gpu:
         raise bad("--resume", str(resume), f"a run measured on this device ({dev.type} {here_gpu or ''}"
-                                           f"); it was measured on {was['device']} "
+                                           f"); it was measured on {was.get('device')} "
                                            f"{(was.get('gpu') or {}).get('name') or ''}".rstrip())
     return sweep, settings, meta["profile"], meta
 
@@ -322,7 +332,7 @@ def _profiled(profile, cuda, over):
     """The sweep and settings of a profile with the flags' overrides."""
     from ..sweeps.profiles import ProfileError, load_profile
     try:
-        prof_obj = load_profile(profile or ("default" if cuda else "cpu"))
+        prof_obj = load_profile(("default" if cuda else "cpu") if profile is None else profile)
     except ProfileError as e:
         raise UsageError(f"--profile: {e}") from None
     s_over, m_over = _split({f: v for f, (_, v) in over.items()})

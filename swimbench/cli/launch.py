@@ -14,7 +14,11 @@ def launch(gpus: int, device: str, command: str) -> int:
     import torch
 
     from .. import distributed
-    if distributed.launched():
+    try:
+        already = distributed.launched()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if already:
         raise UsageError("--gpus: this process is already a rank of a torchrun launch; drop --gpus")
     if gpus < 1:
         raise bad("--gpus", gpus, "an integer >= 1")

@@ -65,5 +65,12 @@ def _expert_parallel(runs: List[Path], out: Optional[Path]) -> None:
     if len(runs) > 1:
         raise bad("RUN", " ".join(map(str, runs)), "one expert-parallel run alone (its world sizes are "
                                                      "compared within it), or latency runs")
-    paths = render(Path(runs[0]), out if out is not None else Path(runs[0]) / "report")
+    from ..results import ep as ep_table
+    try:
+        rows = ep_table.read(Path(runs[0]))         # damage is said before anything is drawn or written
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if rows.empty:
+        raise UsageError(f"{runs[0]} has no expert-parallel rows ({ep_table.TABLE})")
+    paths = render(Path(runs[0]), writable_dir("--out", out if out is not None else Path(runs[0]) / "report"))
     Console(stderr=True).print(f"wrote {sum(p.suffix == '.png' for p in paths)} figures (PNG and SVG) and {paths[-1]}")

@@ -31,7 +31,7 @@ def resumable(run, resume, tool: str, fields, key: str, sweep_cls):
     its metadata holding `fields` (RunDir.RESUME...), its sweep under `key` as a `sweep_cls`, its rows
     and samples read by the reader `report` and `gate` use; else one line naming the problem."""
     from ..results.reader import RunError, check_resumable
-    from ..sweeps.spec import MeasureSettings
+    from ..sweeps.spec import GENERATE_RULES, MeasureSettings, Sweep, problem
     try:
         written = run.read_metadata().get("tool")
         if written is not None and written != tool:
@@ -39,6 +39,11 @@ def resumable(run, resume, tool: str, fields, key: str, sweep_cls):
         meta = check_resumable(run, fields)
         sweep = sweep_cls.from_dict(meta[key])
         settings = MeasureSettings.from_stored(meta["settings"])
+        rules = None if sweep_cls is Sweep else GENERATE_RULES      # what the flags are held to, the run too
+        for name, value in {**sweep.as_dict(), **settings.as_dict()}.items():
+            allowed = None if value is None and rules is not None else problem(name, value, rules)
+            if allowed is not None:
+                raise ValueError(f"metadata.json {name} = {value!r}: expected {allowed}")
     except RunError as e:
         raise bad("--resume", str(resume), f"a readable run directory of {tool}: {e}") from None
     except (OSError, ValueError, KeyError, TypeError) as e:

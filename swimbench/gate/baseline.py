@@ -73,6 +73,9 @@ def load(path: Path) -> Baseline:
             raise ValueError(f"no \"swimbench_baseline\": {SCHEMA} field")
         rows = {k: _row(k, r, doc["kind"] == "latency") for k, r in doc["rows"].items()}
         if doc["kind"] == "latency":
+            if not isinstance(doc["device"], str) or not isinstance(doc.get("gpu"), (str, type(None))):
+                raise ValueError(f"device {doc['device']!r} and gpu {doc.get('gpu')!r} are not the names of "
+                                 f"where it was measured")
             rows = with_ratios(with_scaled(rows, GATED), GATED)
             return Baseline(path, "latency", rows, doc["device"], doc.get("gpu"), source=doc.get("source"))
         if doc["kind"] == "flops":
@@ -83,15 +86,31 @@ def load(path: Path) -> Baseline:
         raise BaselineError(f"baseline {path} is not a swimbench baseline: {what}") from None
 
 
+def _number(v) -> bool:
+    """A JSON number (not a string of one, not true or false)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _row(key: str, r: dict, latency: bool) -> Row:
     values = {}
+    if r["status"] not in ("ok", "oom", "error"):
+        raise ValueError(f"row {key}: status {r['status']!r} is not one of ok, oom, error")
     for name, m in r["metrics"].items():
         samples = m.get("samples")
-        value = float(m["value"])
         kind = getattr(BY_NAME.get(name), "kind", "exact")
+        value = float(m["value"]) if _number(m["value"]) else math.nan
         if not math.isfinite(value) or (kind != "exact" and value <= 0):
             raise ValueError(f"row {key}: {name} is {m['value']!r}, and a baseline value must be a finite "
                              f"number{'' if kind == 'exact' else ' > 0'}")
+        lo, hi = m.get("ci_lo"), m.get("ci_hi")
+        if any(b is not None and not (_number(b) and math.isfinite(b)) for b in (lo, hi)) or (
+                lo is not None and hi is not None and not lo <= value <= hi):
+            raise ValueError(f"row {key}: {name}'s interval [{lo!r}, {hi!r}] is not finite numbers around "
+                             f"its value {value!r}")
+        if samples is not None and not (isinstance(samples, list) and samples and all(
+                _number(x) and math.isfinite(x) and (kind == "exact" or x > 0) for x in samples)):
+            raise ValueError(f"row {key}: {name}'s samples are not a non-empty list of finite numbers"
+                             f"{'' if kind == 'exact' else ' > 0'}")
         values[name] = Estimate(value, m.get("ci_lo"), m.get("ci_hi"),
                                 None if samples is None else np.asarray(samples, dtype=float),
                                 bool(m.get("between_runs", False)))

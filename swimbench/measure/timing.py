@@ -166,22 +166,33 @@ def launch_ms(fn: Callable[[], object], device, calls: int = 3) -> Optional[floa
 SLOWDOWN_ENV = "SWIMBENCH_INJECT_SLOWDOWN"
 
 
-def injected_slowdown(variant: str) -> float:
-    """The share of its own time by which `SWIMBENCH_INJECT_SLOWDOWN=variant:fraction[,variant:fraction]`
-    slows a variant's timed calls, 0.0 when it names none. It exists to check that the gate catches a
-    real slowdown (scripts/gpu_gate_reruns.sh); this is the one place that reads it."""
+def injected_slowdowns() -> dict[str, float]:
+    """variant -> the share of its own time by which `SWIMBENCH_INJECT_SLOWDOWN=variant:fraction[,...]`
+    slows its timed calls. It exists to check that the gate catches a real slowdown
+    (scripts/gpu_gate_reruns.sh); this is the one place that reads it. A value that is not such a
+    list is ValueError naming the variable, so that a command can refuse it before measuring."""
     spec = os.environ.get(SLOWDOWN_ENV, "")
+    out = {}
     for item in spec.replace(" ", "").split(","):
-        name, _, frac = item.partition(":")
-        if name == variant:
-            try:
-                value = float(frac)
-            except ValueError:
-                raise ValueError(f"{SLOWDOWN_ENV}={spec!r}: expected variant:fraction, e.g. swimba:0.10") from None
-            if not 0 <= value <= 10:
-                raise ValueError(f"{SLOWDOWN_ENV}={spec!r}: the fraction must be from 0 to 10")
-            return value
-    return 0.0
+        if not item:
+            continue
+        name, sep, frac = item.partition(":")
+        try:
+            value = float(frac)
+        except ValueError:
+            value = None
+        if not name or not sep or value is None:
+            raise ValueError(f"{SLOWDOWN_ENV}={spec!r}: expected variant:fraction, e.g. swimba:0.10")
+        if not 0 <= value <= 10:                  # nan fails this too
+            raise ValueError(f"{SLOWDOWN_ENV}={spec!r}: the fraction must be from 0 to 10")
+        out[name] = value
+    return out
+
+
+def injected_slowdown(variant: str) -> float:
+    """The share of its own time by which SWIMBENCH_INJECT_SLOWDOWN slows `variant`, 0.0 when it names
+    none (injected_slowdowns)."""
+    return injected_slowdowns().get(variant, 0.0)
 
 
 def slowed(fn: Callable[[], object], fraction: float, device) -> Callable[[], object]:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write_text
@@ -58,14 +59,34 @@ def key(row: dict) -> tuple:
     return tuple(str(row[k]) for k in KEY)
 
 
+TIMES = ("step_ms", "us_per_token")      # what every row measured: finite times > 0
+
+
 def read(run: Path) -> pd.DataFrame:
-    """ep.csv of a run directory, typed; an empty frame with every column where there is none."""
+    """ep.csv of a run directory, typed; an empty frame with every column where there is none.
+    ValueError (one line naming the file) where it is not the table `swimbench ep` writes: not UTF-8
+    CSV, a row without its key's columns or its times, a cell of the wrong type."""
     path = Path(run) / TABLE
-    cells = (pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists()
-             else pd.DataFrame(columns=COLUMNS, dtype=object))
+    try:
+        cells = (pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists()
+                 else pd.DataFrame(columns=COLUMNS, dtype=object))
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"{path} is not the CSV table of swimbench ep ({' '.join(str(e).split())})") from None
     empty = pd.Series("", index=cells.index, dtype=object)
-    return pd.DataFrame({c.name: c.parse(cells[c.name] if c.name in cells else empty) for c in DECLARED},
-                        index=cells.index)
+    try:
+        frame = pd.DataFrame({c.name: c.parse(cells[c.name] if c.name in cells else empty) for c in DECLARED},
+                             index=cells.index)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    for col in (*KEY, *TIMES):
+        if frame[col].isna().any():
+            raise ValueError(f"{path}: a row has no {col}")
+    for col in TIMES:
+        values = frame[col].astype(float)
+        if not (np.isfinite(values) & (values > 0)).all():
+            raise ValueError(f"{path}: {col} holds {values[~(np.isfinite(values) & (values > 0))].iloc[0]}, "
+                             f"not a finite time > 0")
+    return frame
 
 
 def add(run: Path, rows: Iterable[dict]) -> None:
@@ -93,9 +114,10 @@ def add_attempt(run: Path, attempt: dict) -> None:
 
 
 def is_ep_run(run: Path) -> bool:
-    """Whether `run` is a run directory of `swimbench ep` (anything unreadable is not)."""
+    """Whether `run` is a run directory of `swimbench ep` (anything unreadable, or without its list of
+    attempts, is not)."""
     try:
         meta = json.loads((Path(run) / METADATA).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and meta.get("tool") == "swimbench ep"
+    return isinstance(meta, dict) and meta.get("tool") == "swimbench ep" and isinstance(meta.get("attempts"), list)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from . import schema
@@ -97,7 +98,10 @@ def check_resumable(rundir: RunDir, fields=RunDir.RESUME) -> dict:
     been read as the report and the gate read them; DamagedRun (one line) where they cannot be.
     `fields`: what the metadata must hold (RunDir.RESUME_GENERATE for a generate run)."""
     meta = rundir.metadata(fields)
-    if rundir.file(RunDir.RESULTS).is_file():
+    results = rundir.file(RunDir.RESULTS)
+    if results.exists() and not results.is_file():
+        raise DamagedRun(f"{results} is not a file")
+    if results.is_file():
         read_rows(rundir, meta["points"])
     rundir.read_samples()
     _check_power(rundir)
@@ -108,11 +112,21 @@ def _check_power(rundir: RunDir) -> None:
     path = rundir.file(RunDir.POWER)
     if path.is_file():
         try:
-            head = path.read_text(encoding="utf-8").splitlines()[:1]
+            lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
             raise DamagedRun(f"{path} is not UTF-8 text") from None
-        if not head or not head[0].startswith("unix_time,"):
+        if not lines or not lines[0].startswith("unix_time,"):
             raise DamagedRun(f"{path} is empty or has no header (unix_time,power_w,...)")
+        for n, line in enumerate(lines[1:], 2):     # the times and watts: numbers (instant_w may be empty)
+            cells = line.split(",")
+            try:
+                if len(cells) < 4 or not all(np.isfinite(float(c)) for c in cells[:2]):
+                    raise ValueError(line)
+                if cells[2]:
+                    float(cells[2])
+            except ValueError:
+                raise DamagedRun(f"{path} line {n} is not unix_time,power_w,instant_w,label: "
+                                 f"{line[:60]!r}") from None
 
 
 # The medians an ok row must hold: a latency row its prefill and decode, a generate row (it has the
@@ -120,9 +134,26 @@ def _check_power(rundir: RunDir) -> None:
 MEDIANS = {"latency": ("prefill_ms", "decode_us"), "generate": ("ttft_ms", "token_ms")}
 
 
+STATUSES = ("ok", "oom", "error")          # what the sweeps write (schema's status column)
+IDENTITY = ("variant", "experts", "top_k", "seq", "batch")     # what says which configuration a row is
+
+
 def _ok_rows_complete(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """An ok row holds its medians: one without is a damaged row, not a measurement."""
+    """A row's status is one the sweeps write; an ok row holds its configuration (counts >= 1) and its
+    medians (finite times > 0): one without is a damaged row, not a measurement."""
+    unknown = frame.loc[~frame["status"].isin(STATUSES), ["key", "status"]]
+    if len(unknown):
+        raise DamagedRun(f"{path}: row {unknown['key'].iloc[0]} has status {unknown['status'].iloc[0]!r}, "
+                         f"not one of {', '.join(STATUSES)}")
     ok = frame["status"] == "ok"
+    for col in IDENTITY:
+        bad = frame.loc[ok & frame[col].isna(), "key"]
+        if len(bad):
+            raise DamagedRun(f"{path}: ok row {bad.iloc[0]} has no {col}")
+        if col != "variant":
+            bad = frame.loc[ok & (frame[col] < 1).fillna(False), "key"]
+            if len(bad):
+                raise DamagedRun(f"{path}: ok row {bad.iloc[0]} has {col} < 1")
     generate = frame["token_ms"].notna() if "token_ms" in frame else pd.Series(False, index=frame.index)
     if "ttft_ms" in frame:
         generate |= frame["ttft_ms"].notna()
@@ -131,6 +162,11 @@ def _ok_rows_complete(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             bad = frame.loc[rows & frame[col].isna(), "key"] if col in frame else frame.loc[rows, "key"]
             if len(bad):
                 raise DamagedRun(f"{path}: ok row {bad.iloc[0]} has no {col}")
+            values = frame[col].astype(float)
+            bad = frame.loc[rows & ~(np.isfinite(values) & (values > 0)), "key"]
+            if len(bad):
+                raise DamagedRun(f"{path}: ok row {bad.iloc[0]} has {col} "
+                                 f"{frame.loc[bad.index[0], col]}, not a finite time > 0")
     return frame
 
 

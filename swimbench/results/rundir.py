@@ -17,6 +17,7 @@ import csv
 import fcntl
 import io
 import json
+import math
 import os
 import time
 from contextlib import contextmanager
@@ -122,6 +123,15 @@ class Results:
         atomic_write_text(self.path, self.cells().to_csv(index=False))
 
 
+SAMPLED = ("_ms", "_us", "_repeats")       # the fields of a samples record that hold raw times
+
+
+def _samples(v) -> bool:
+    """A phase's raw samples: a non-empty list of finite numbers >= 0."""
+    return isinstance(v, list) and len(v) > 0 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in v)
+
+
 class RunLocked(RuntimeError):
     """Another process holds the run directory's lock; `pid` is the holder's (None if unreadable)."""
 
@@ -202,6 +212,7 @@ class RunDir:
     READ = (("environment", dict), ("points", list))          # what reading a run needs
     RESUME = READ + (("sweep", dict), ("settings", dict), ("attempts", list), ("profile", dict))
     RESUME_GENERATE = READ + (("generate", dict), ("settings", dict), ("attempts", list))   # swimbench generate's
+    OPTIONAL = (("attempts", list), ("ceilings", dict), ("profile", dict), ("status", str))  # when present
 
     def metadata(self, fields=READ) -> dict:
         """metadata.json checked to be what `swimbench latency` writes: an object with `fields` (READ:
@@ -216,6 +227,23 @@ class RunDir:
                                  f"{kind.__name__}")
         if not all(isinstance(p, str) for p in meta["points"]):
             raise DamagedRun(f"{path}: 'points' holds something other than row keys")
+        for field, kind in self.OPTIONAL:
+            if meta.get(field) is not None and not isinstance(meta[field], kind):
+                raise DamagedRun(f"{path}: {field!r} is a {type(meta[field]).__name__}, not a {kind.__name__}")
+        gpu = meta.get("environment", {}).get("gpu")
+        if gpu is not None and not isinstance(gpu, dict):
+            raise DamagedRun(f"{path}: 'environment' 'gpu' is a {type(gpu).__name__}, not a dict")
+        for a in meta.get("attempts") or []:
+            if not isinstance(a, dict) or not isinstance(a.get("notes") or [], list):
+                raise DamagedRun(f"{path}: 'attempts' holds {a!r:.60}, not an attempt with a list of notes")
+        for c in (meta.get("ceilings"), (gpu or {}).get("ceilings")):
+            for k in ("tflops", "gbps"):
+                v = (c or {}).get(k)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                      or not math.isfinite(v) or v <= 0):
+                    raise DamagedRun(f"{path}: ceilings {k} is {v!r}, not a finite number > 0")
+            if c is not None and not isinstance(c, dict):
+                raise DamagedRun(f"{path}: ceilings is a {type(c).__name__}, not a dict")
         return meta
 
     def write_metadata(self, meta: dict) -> None:
@@ -239,9 +267,13 @@ class RunDir:
                     continue
                 try:
                     rec = json.loads(line)
+                    if not isinstance(rec.get("key"), str) or not all(_samples(v) for k, v in rec.items()
+                                                                        if k.endswith(SAMPLED)):
+                        raise ValueError(line)
                     out[rec["key"]] = rec
-                except (ValueError, KeyError, TypeError):
-                    raise DamagedRun(f"{path} line {n} is not a samples record: {line[:60]!r}") from None
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    raise DamagedRun(f"{path} line {n} is not a samples record (a key and lists of "
+                                     f"finite numbers): {line[:60]!r}") from None
         return out
 
     def append_power(self, samples) -> None:

@@ -54,6 +54,8 @@ def available() -> list[str]:
 
 def find_profile(name: str) -> Path:
     """A path to an existing .toml file, or the name of a profile in one of `profile_dirs()`."""
+    if not name.strip():                # Path("") is ".", a directory: say what is wrong instead
+        raise ProfileError(f"{name!r} names no profile (available: {', '.join(available()) or 'none'})")
     p = Path(name)
     if p.suffix == ".toml" and p.is_file():
         return p

@@ -287,6 +287,18 @@ def _cell(run: Path, column: str, value: str):
     df.to_csv(run / "results.csv", index=False)
 
 
+def _drop(run: Path, column: str):
+    df = pd.read_csv(run / "results.csv", dtype=str, keep_default_na=False)
+    df.drop(columns=[column]).to_csv(run / "results.csv", index=False)
+
+
+def _samples(run: Path, prefill):
+    """A samples record of the run's first row whose prefill samples are `prefill`."""
+    key = pd.read_csv(run / "results.csv", dtype=str)["key"].iloc[0]
+    with open(run / "samples.jsonl", "a") as f:
+        f.write(json.dumps({"key": key, "attempt": 1, "prefill_ms": prefill, "decode_us": [1.0]}) + "\n")
+
+
 DAMAGES = {
     "truncated results.csv": (_truncate, "results.csv"),
     "a row with more fields": (_extra_field, "results.csv"),
@@ -307,6 +319,32 @@ DAMAGES = {
     "non-numeric decode_us in an ok row": (lambda r: _cell(r, "decode_us", "1.2.3"), "results.csv"),
     "an ok row without its median": (lambda r: _cell(r, "prefill_ms", ""), "results.csv"),
     "empty power.csv": (lambda r: (r / "power.csv").write_text(""), "power.csv"),
+    # found by the audit of hostile input (a traceback, or a report or gate of damaged numbers)
+    "a status the sweeps never write": (lambda r: _cell(r, "status", "weird"), "results.csv"),
+    "no experts column": (lambda r: _drop(r, "experts"), "results.csv"),
+    "a negative seq in an ok row": (lambda r: _cell(r, "seq", "-8"), "results.csv"),
+    "prefill_ms of 0 in an ok row": (lambda r: _cell(r, "prefill_ms", "0.0"), "results.csv"),
+    "prefill_ms negative in an ok row": (lambda r: _cell(r, "prefill_ms", "-1.5"), "results.csv"),
+    "decode_us inf in an ok row": (lambda r: _cell(r, "decode_us", "inf"), "results.csv"),
+    "results.csv a directory": (lambda r: ((r / "results.csv").unlink(), (r / "results.csv").mkdir()),
+                                "results.csv"),
+    "samples a number": (lambda r: _samples(r, 5.0), "samples.jsonl"),
+    "samples of strings": (lambda r: _samples(r, ["fast"]), "samples.jsonl"),
+    "samples nested": (lambda r: _samples(r, [[1.0, 2.0]]), "samples.jsonl"),
+    "samples an empty list": (lambda r: _samples(r, []), "samples.jsonl"),
+    "a samples key that is a number": (lambda r: open(r / "samples.jsonl", "a").write('{"key": 5}\n'),
+                                       "samples.jsonl"),
+    "environment gpu a string": (lambda r: _meta(r, lambda m: {**m, "environment": {**m["environment"],
+                                                                                   "gpu": "H100"}}),
+                                 "metadata.json"),
+    "attempts of strings": (lambda r: _meta(r, lambda m: {**m, "attempts": ["x"]}), "metadata.json"),
+    "an attempt's notes a string": (lambda r: _meta(r, lambda m: {**m, "attempts": [{"notes": "abc"}]}),
+                                    "metadata.json"),
+    "ceilings a string": (lambda r: _meta(r, lambda m: {**m, "ceilings": "fast"}), "metadata.json"),
+    "ceilings negative": (lambda r: _meta(r, lambda m: {**m, "ceilings": {"tflops": -1.0, "gbps": 2.0}}),
+                          "metadata.json"),
+    "power.csv rows not numbers": (lambda r: (r / "power.csv").write_text(
+        "unix_time,power_w,instant_w,label\nx,y,z,idle\n"), "power.csv"),
 }
 
 
@@ -510,3 +548,231 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_keeps_what_was_written(tmp_pa
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     df = pd.read_csv(run / "results.csv")
     assert list(df["status"]) == ["ok"] and df["prefill_ms"].notna().all()
+
+
+# --- found by the audit of hostile input: each was a traceback, a wrong exit status, work done before
+# the error, or a silently wrong result ------------------------------------------------------------
+@pytest.mark.parametrize("args, flag", [
+    (["latency", "--device", "cuda:x"], "--device"),             # torch.device's own error, a traceback
+    (["latency", "--device", "cuda:-1"], "--device"),
+    (["generate", "--device", "cuda:x"], "--device"),
+    (["latency", *TINY, "--name", "x\ny"], "--name"),              # a run directory with a newline
+    (["latency", *TINY, "--name", ".."], "--name"),
+    (["latency", *TINY, "--name", "   "], "--name"),
+    (["generate", "--device", "cpu", "--name", "a\tb"], "--name"),
+    (["ep", "--device", "cpu", "--name", ""], "--name"),            # a run directory named "<time>-"
+    (["ep", "--device", "cpu", "--name", "a/b"], "--name"),         # exit 74 after work had started
+    (["ep", "--device", "cpu", "--modes", ""], "--modes"),          # measured nothing, then 3 lines
+    (["ep", "--device", "cpu", "-v", ","], "--variants"),
+    (["ep", "--device", "cpu", "--reps", "10000000000"], "--reps"),   # a run that never ends
+    (["ep", "--device", "cpu", "--warmup", "10000000000"], "--warmup"),
+    (["ep", "--device", "cpu", "--out", "/proc/swimbench-test"], "--out"),   # exit 74 after starting
+    (["flops", "-E", "\uff12"], "--experts"),                       # a full-width 2, read as 2
+    (["kernels", "-b", "\u0663"], "--batch"),                       # an Arabic-Indic 3
+    (["gate", "--baseline", "b.json", "-t", "prefill_ms=inf"], "--threshold"),   # gates nothing
+    (["flops", "-m", "tiny", "--d-model", "64"], "--d-model"),     # silently replaced by the preset's
+    (["flops", "-m", "tiny", "--seq", "8"], "--seq"),
+    (["flops", "-m", "tiny"], "--experts"),                         # blamed -k, which was not given
+    (["latency", "--device", "cpu", "--profile", ""], "--profile"),   # silently the default profile
+    # already refused, and not covered before
+    (["flops", "--d-model", "0x40"], "--d-model"),
+    (["flops", "--d-model", "1e309"], "--d-model"),
+    (["flops", "--d-model", "-0"], "--d-model"),
+    (["flops", "--seq", "1e3"], "--seq"),
+    (["flops", "-E", "1e2"], "--experts"),
+    (["flops", "--align", "0"], "--align"),
+    (["flops", "--match", "both"], "--match"),
+    (["flops", "-m", ""], "--model"),
+    (["latency", "--device", "cpu", "--seed", "-1"], "--seed"),
+    (["latency", "--device", "cpu", "--seed", "99999999999999999999999"], "--seed"),
+    (["latency", "--device", "cpu", "--budget", "0"], "--budget"),
+    (["latency", "--device", "cpu", "--warmup", "0"], "--warmup"),
+    (["latency", "--device", "cpu", "--power-interval", "nan"], "--power-interval"),
+    (["latency", "--device", "cpu", "--prefill", "graphs"], "--prefill"),
+    (["latency", "--device", "cpu", "--routing", "random"], "--routing"),
+    (["latency", "--device", "cpu", "--dtype", "BF16"], "--dtype"),
+    (["latency", "--device", "cpu", "--gpus", "0"], "--gpus"),
+    (["latency", "--device", "cpu", "-v", "dense,DENSE"], "--variants"),
+    (["generate", "--device", "cpu", "--new-tokens", "1"], "--new-tokens"),
+    (["generate", "--device", "cpu", "--vocab-size", "1"], "--vocab-size"),
+    (["generate", "--device", "cpu", "--preset", "2b"], "--preset"),
+    (["generate", "--device", "cpu", "--budget", "nan"], "--budget"),
+    (["kernels", "--d-state", "300"], "--d-state"),
+    (["kernels", "-K", "bogus"], "--kernel"),
+    (["ep", "--device", "cpu", "-v", "dense"], "--variants"),
+    (["ep", "--device", "cpu", "-E", "1"], "--experts"),
+    (["ep", "--device", "cuda:0"], "--device"),
+    (["ep", "--device", "cpu", "--append", "/nonexistent/run"], "--append"),
+    (["gate", "--baseline", "b.json", "--skip", "prefill_ms,decode_us"], "--skip"),
+    (["gate", "--baseline", "b.json", "--skip", "latency"], "--skip"),
+    (["gate", "--baseline", "b.json", "--alpha", "nan"], "--alpha"),
+    (["gate", "--baseline", "b.json", "--show", "none"], "--show"),
+    (["report", "RUN", "--peak-tflops", "0"], "--peak-tflops"),
+    (["latency", "--dry-run=yes"], "--dry-run"),
+    (["latency", "--kernel", "dense"], "--kernel"),                 # another command's flag
+    (["flops", "--device", "cpu"], "--device"),
+    (["gate", "--baseline", "b.json", "--out", "x"], "--out"),
+])
+def test_audited_flags_are_one_line_before_any_work(args, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(args, capsys)
+    one_line(code, err, 2, flag)
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"WORLD_SIZE": "x", "RANK": "0"}, ["WORLD_SIZE", "RANK"]),     # torch.distributed's traceback
+    ({"WORLD_SIZE": "2", "RANK": "5"}, ["WORLD_SIZE", "RANK"]),
+    ({"SWIMBENCH_INJECT_SLOWDOWN": "dense:abc"}, ["SWIMBENCH_INJECT_SLOWDOWN"]),   # every row an error
+    ({"SWIMBENCH_INJECT_SLOWDOWN": "dense:nan"}, ["SWIMBENCH_INJECT_SLOWDOWN"]),
+    ({"SWIMBENCH_INJECT_SLOWDOWN": "swimba"}, ["SWIMBENCH_INJECT_SLOWDOWN"]),
+])
+def test_environment_variables_that_make_no_sense_are_refused_before_measuring(env, words, tmp_path,
+                                                                              monkeypatch, capsys):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, out, err = cli(["latency", *TINY, "--out", tmp_path], capsys)
+    one_line(code, err, 2, *words)
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"[model]\nd_model = 64\nd_model = 32\n", ["not valid TOML"]),
+    (b"[model]\nd_model=64\n[model]\nexpand=2\n", ["not valid TOML"]),
+    (b"[model]\x00\nd_model=64\n", ["not valid TOML"]),
+    (b"\xef\xbb\xbf[model]\nd_model = 64\n", ["not valid TOML"]),
+    (b"[model]\nd_model = '64'\n", ["d_model"]),
+    (b"[model]\nd_model = true\n", ["d_model"]),
+    (b"[model]\nd_model = [64]\n", ["d_model"]),
+    (b"[sweep]\nexperts = 4\n", ["experts", "list"]),
+    (b"[sweep.inner]\nexperts = [4]\n", ["unknown key", "inner"]),
+    (b"[sweep]\nexperts = {a = 1}\n", ["experts"]),
+    (b"[[sweep]]\nexperts = [2]\n", ["unknown section"]),
+    (b"[measure]\nseed = 1979-05-27\n", ["seed"]),
+    (b"[sweep]\nseq = [nan]\n", ["seq"]),
+    (b"[description]\nx = 1\n", ["description"]),
+])
+def test_more_bad_profiles(content, words, tmp_path, capsys):
+    prof = tmp_path / "mine.toml"
+    prof.write_bytes(content)
+    code, _, err = cli(["latency", "--device", "cpu", "--profile", prof, "--out", tmp_path / "runs"], capsys)
+    one_line(code, err, 2, "--profile", str(prof), *words)
+    assert not (tmp_path / "runs").exists()
+
+
+def _first_metric(doc):
+    return doc["rows"][sorted(doc["rows"])[0]]
+
+
+BASELINE_DAMAGES = {                          # each silently compared, or a traceback, before
+    "a value that is a string of a number": lambda d: _first_metric(d)["metrics"]["prefill_ms"].update(value="1.5"),
+    "a value that is true": lambda d: _first_metric(d)["metrics"]["prefill_ms"].update(value=True),
+    "samples nested": lambda d: _first_metric(d)["metrics"]["prefill_ms"].update(samples=[[1.0, 2.0]]),
+    "samples negative": lambda d: _first_metric(d)["metrics"]["prefill_ms"].update(samples=[-1.0, -2.0]),
+    "an interval the wrong way round": lambda d: _first_metric(d)["metrics"]["prefill_ms"].update(ci_lo=1e9,
+                                                                                                  ci_hi=0),
+    "a status the sweeps never write": lambda d: _first_metric(d).update(status="weird"),
+    "gpu a number": lambda d: d.update(gpu=5),
+    "device null": lambda d: d.update(device=None),
+    # already refused, and not covered before
+    "rows a list": lambda d: d.update(rows=[]),
+    "samples of strings": lambda d: _first_metric(d)["metrics"]["prefill_ms"].update(samples=["a"]),
+    "identity missing": lambda d: _first_metric(d).pop("identity"),
+    "kind unknown": lambda d: d.update(kind="energy"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(BASELINE_DAMAGES))
+def test_damaged_baselines_are_exit_3_naming_the_file(damage, tmp_path, capsys):
+    rng = rng_for(f"hostile-baseline-{damage}")
+    run = make_run(tmp_path, lognormal(rng, n=8), rng=rng, gpu=None, sweep=SMALL_SWEEP)
+    base = tmp_path / "b.json"
+    assert cli(["gate", run.path, "--baseline", base, "--update"], capsys)[0] == 0
+    doc = json.loads(base.read_text())
+    BASELINE_DAMAGES[damage](doc)
+    base.write_text(json.dumps(doc))
+    before = snapshot(tmp_path)
+    code, out, err = cli(["gate", run.path, "--baseline", base], capsys)
+    one_line(code, err, 3, str(base))
+    assert out == "" and unchanged(before, tmp_path)
+
+
+@pytest.mark.parametrize("text", ["", "null", "[]", "{}"])
+def test_baselines_that_are_no_baseline(text, tmp_path, capsys):
+    rng = rng_for("hostile-empty-baseline")
+    run = make_run(tmp_path, lognormal(rng, n=8), rng=rng, gpu=None, sweep=SMALL_SWEEP)
+    base = tmp_path / "b.json"
+    base.write_text(text)
+    code, _, err = cli(["gate", run.path, "--baseline", base], capsys)
+    one_line(code, err, 3, str(base))
+
+
+def test_ep_records_an_out_of_memory_configuration_and_says_nothing_was_measured(tmp_path, capsys):
+    """A sequence no host can hold: the allocator's error was a traceback; now the configuration is
+    said and recorded in the attempt, and with nothing measured the exit status is 5, as latency's."""
+    code, _, err = cli(["ep", "--device", "cpu", "-v", "swimba", "-E", "2", "-k", "1", "-s", "1099511627776",
+                        "--d-model", "16", "--dtype", "fp32", "--reps", "1", "--warmup", "0", "--modes", "expert",
+                        "--out", tmp_path], capsys)
+    assert code == 5, err
+    assert "Traceback" not in err and "oom" in err and "nothing measured" in err
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["attempts"][-1]["oom"] == ["swimba/E2/k1/seq1099511627776/b1/expert"]
+
+
+def _stored(section: str, field: str, value):
+    def harm(run: Path):
+        _meta(run, lambda m: {**m, section: {**m[section], field: value}})
+    return harm
+
+
+@pytest.mark.parametrize("harm, words", [
+    (_stored("sweep", "experts", "2"), ["experts"]),              # a TypeError deep in the sweep
+    (_stored("sweep", "d_model", 10 ** 9), ["d_model", "65536"]),
+    (_stored("sweep", "variants", ["bogus"]), ["variants"]),
+    (_stored("settings", "budget_s", float("nan")), ["budget_s"]),    # resumed with a budget of nan
+    (_stored("settings", "min_reps", 0), ["min_reps"]),
+])
+def test_resume_holds_the_stored_sweep_to_the_flags_rules(harm, words, cpu_run, capsys):
+    harm(cpu_run)
+    before = snapshot(cpu_run)
+    code, _, err = cli(["latency", "--device", "cpu", "--resume", cpu_run], capsys)
+    one_line(code, err, 2, "--resume", "metadata.json", *words)
+    assert unchanged(before, cpu_run)
+
+
+def test_resume_of_a_run_whose_profile_has_no_path(cpu_run, capsys):
+    """Run metadata without the profile's path (a KeyError before) is compared by name."""
+    code, _, err = cli(["latency", "--device", "cpu", "--resume", cpu_run, "--profile", "default"], capsys)
+    one_line(code, err, 2, "--profile", "synthetic")
+
+
+def _ep_run(folder: Path, table=None, meta=None) -> Path:
+    run = folder / "ep-run"
+    run.mkdir()
+    (run / "metadata.json").write_text(json.dumps({"tool": "swimbench ep", "attempts": []} if meta is None
+                                                  else meta))
+    if table is not None:
+        (run / "ep.csv").write_bytes(table)
+    return run
+
+
+@pytest.mark.parametrize("table, words", [
+    (None, ["no expert-parallel rows"]),                      # each a traceback before
+    (b"a,b\n1,2\n", ["ep.csv", "variant"]),
+    (b"\xff\xfe\x00", ["ep.csv", "utf-8"]),
+])
+def test_report_of_a_damaged_expert_parallel_run(table, words, tmp_path, capsys):
+    run = _ep_run(tmp_path, table)
+    before = snapshot(tmp_path)
+    code, _, err = cli(["report", run], capsys)
+    one_line(code, err, 2, *words)
+    assert unchanged(before, tmp_path) and not (run / "report").exists()
+
+
+def test_ep_append_to_a_run_without_attempts_is_refused_before_measuring(tmp_path, capsys):
+    run = _ep_run(tmp_path, meta={"tool": "swimbench ep"})       # a KeyError after measuring, before
+    before = snapshot(tmp_path)
+    code, _, err = cli(["ep", "--device", "cpu", "-v", "swimba", "-E", "2", "--append", run], capsys)
+    one_line(code, err, 2, "--append")
+    assert unchanged(before, tmp_path)
