@@ -29,8 +29,21 @@ def load_fused(module: str, name: str) -> Optional[Callable]:
         return None
 
 
+KERNELS_ENV, KERNEL_MODES = "SWIMBENCH_KERNELS", ("auto", "reference")
+
+
+def kernel_mode() -> str:
+    """SWIMBENCH_KERNELS: auto (unset) or reference; ValueError naming the variable for anything else,
+    which would otherwise time the fused kernels while the user meant the references, or the reverse."""
+    mode = os.environ.get(KERNELS_ENV, "auto")
+    if mode not in KERNEL_MODES:
+        raise ValueError(f"{KERNELS_ENV}={mode!r} is not allowed: expected one of {', '.join(KERNEL_MODES)} "
+                         f"(or unset)")
+    return mode
+
+
 def reference_forced() -> bool:
-    return os.environ.get("SWIMBENCH_KERNELS", "auto") == "reference"
+    return kernel_mode() == "reference"
 
 
 def pick(naive: Callable, module: str, name: str, like: Tensor) -> Callable:

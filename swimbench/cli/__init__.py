@@ -17,7 +17,7 @@ if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
 import typer  # noqa: E402
 
 from .. import __version__  # noqa: E402
-from .errors import Abort, ClickException  # noqa: E402
+from .errors import Abort, ClickException, UsageError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark and profile mixture-of-experts state-space models.")
@@ -33,6 +33,12 @@ def _version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")):
     """Benchmark and profile mixture-of-experts state-space models."""
+    if "SWIMBENCH_KERNELS" in os.environ:          # checked before any command does work
+        from ..kernels._dispatch import kernel_mode
+        try:
+            kernel_mode()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
 
 from . import flops as _flops  # noqa: E402,F401  (registers the command)

@@ -64,7 +64,8 @@ def capture(device, nvml=None, argv: Optional[list[str]] = None, profile: Option
         "torch_cuda": torch.version.cuda,
         "git": git_state(),
         "env_vars": {k: os.environ[k] for k in ("CUDA_VISIBLE_DEVICES", "TRITON_INTERPRET",
-                                                 "PYTORCH_CUDA_ALLOC_CONF", *SAFE_ENV) if k in os.environ},
+                                                 "PYTORCH_CUDA_ALLOC_CONF", "SWIMBENCH_KERNELS",
+                                                 "SWIMBENCH_INJECT_SLOWDOWN", *SAFE_ENV) if k in os.environ},
         "profile": profile,
     }
     if device.type == "cuda":

@@ -626,6 +626,8 @@ def test_audited_flags_are_one_line_before_any_work(args, flag, capsys, tmp_path
     ({"SWIMBENCH_INJECT_SLOWDOWN": "dense:abc"}, ["SWIMBENCH_INJECT_SLOWDOWN"]),   # every row an error
     ({"SWIMBENCH_INJECT_SLOWDOWN": "dense:nan"}, ["SWIMBENCH_INJECT_SLOWDOWN"]),
     ({"SWIMBENCH_INJECT_SLOWDOWN": "swimba"}, ["SWIMBENCH_INJECT_SLOWDOWN"]),
+    ({"SWIMBENCH_KERNELS": "fused"}, ["SWIMBENCH_KERNELS", "reference"]),     # silently meant auto
+    ({"SWIMBENCH_KERNELS": ""}, ["SWIMBENCH_KERNELS", "reference"]),
 ])
 def test_environment_variables_that_make_no_sense_are_refused_before_measuring(env, words, tmp_path,
                                                                               monkeypatch, capsys):
@@ -776,3 +778,14 @@ def test_ep_append_to_a_run_without_attempts_is_refused_before_measuring(tmp_pat
     code, _, err = cli(["ep", "--device", "cpu", "-v", "swimba", "-E", "2", "--append", run], capsys)
     one_line(code, err, 2, "--append")
     assert unchanged(before, tmp_path)
+
+
+def test_a_run_records_the_switches_that_change_what_it_times(tmp_path, monkeypatch, capsys):
+    """A run timed on the reference ops, or with an injected slowdown, says so in its environment."""
+    monkeypatch.setenv("SWIMBENCH_KERNELS", "reference")
+    monkeypatch.setenv("SWIMBENCH_INJECT_SLOWDOWN", "swimba:0.05")
+    code, _, err = cli(["latency", *TINY, "-v", "dense", "--out", tmp_path], capsys)
+    assert code == 0, err
+    (run,) = tmp_path.iterdir()
+    env = json.loads((run / "metadata.json").read_text())["environment"]["env_vars"]
+    assert env["SWIMBENCH_KERNELS"] == "reference" and env["SWIMBENCH_INJECT_SLOWDOWN"] == "swimba:0.05"
