@@ -82,7 +82,8 @@ def test_kernel_columns_round_trip_and_older_rows_read_empty(tmp_path):
     run = RunDir.create(tmp_path, "new")
     run.write_metadata({"points": ["dense/a", "cpu/b"], "environment": {"device": "cpu"}})
     res = run.results()
-    medians = {"prefill_ms": 1.0, "decode_us": 2.0}           # an ok row holds its medians
+    # an ok row holds its configuration and its medians
+    medians = {"experts": 1, "top_k": 1, "seq": 8, "batch": 1, "prefill_ms": 1.0, "decode_us": 2.0}
     res.put({"key": "dense/a", "status": "ok", "variant": "dense", "device": "cuda", **medians, **counts})
     res.put({"key": "cpu/b", "status": "ok", "variant": "dense", "device": "cpu", **medians,
              **{c: None for c in KERNEL_COLUMNS}})
@@ -98,7 +99,8 @@ def test_kernel_columns_round_trip_and_older_rows_read_empty(tmp_path):
     old = RunDir.create(tmp_path, "old")
     old.write_metadata({"points": ["dense/a"], "environment": {"device": "cpu"}})
     before = [c for c in COLUMNS if c not in KERNEL_COLUMNS]
-    pd.DataFrame([{"key": "dense/a", "status": "ok", "variant": "dense", "prefill_ms": 1.5, "decode_us": 3.0}],
+    pd.DataFrame([{"key": "dense/a", "status": "ok", "variant": "dense", "experts": 1, "top_k": 1, "seq": 8,
+                   "batch": 1, "prefill_ms": 1.5, "decode_us": 3.0}],
                  columns=before).to_csv(old.path / old.RESULTS, index=False)
     rows = load_run(old.path).rows
     assert rows[list(KERNEL_COLUMNS)].isna().all().all() and rows.loc[0, "prefill_ms"] == 1.5
