@@ -250,6 +250,8 @@ class GenPoint:
         return f"{self.model} {self.variant}{moe} prompt={self.seq} new={self.new_tokens} b={self.batch}"
 
 
+# What generate's settings accept where they are latency's too (a prompt is a seq): Sweep's rules.
+_AS_LATENCY = {f.name: f.metadata["rule"] for f in fields(Sweep)}
 # Past these a whole model's size overflows what any GPU holds, or a generation never ends: an SSM's
 # step costs the same at every position, so per-token latency needs no generation longer than this.
 MAX_LAYERS, MAX_VOCAB, MAX_NEW_TOKENS = 1024, 1 << 22, 1 << 16
@@ -264,26 +266,26 @@ class GenerateSweep:
     swimbench.flops.model's."""
     preset: Optional[str] = setting("1.4b", rule=(lambda v: v is None or isinstance(v, str), "a preset name"),
                                     section="generate", option="preset")
-    d_model: Optional[int] = setting(None, rule=_int(1, MAX_D_MODEL), section="generate", option="d_model")
+    d_model: Optional[int] = setting(None, rule=_AS_LATENCY["d_model"], section="generate", option="d_model")
     n_layer: Optional[int] = setting(None, rule=_int(1, MAX_LAYERS), section="generate", option="layers")
     vocab_size: Optional[int] = setting(None, rule=_int(2, MAX_VOCAB), section="generate", option="vocab_size")
-    expand: int = setting(_REF.expand, rule=_int(1, 64), section="generate")
-    d_state: int = setting(_REF.d_state, rule=_int(1, 256), section="generate")
-    d_conv: int = setting(_REF.d_conv, rule=_int(1, 8), section="generate")
-    dtype: str = setting("bf16", rule=_choice(DTYPES), section="generate", option="dtype")
-    variants: tuple[str, ...] = setting(rule=_variants(), section="generate", option="variants",
+    expand: int = setting(_REF.expand, rule=_AS_LATENCY["expand"], section="generate")
+    d_state: int = setting(_REF.d_state, rule=_AS_LATENCY["d_state"], section="generate")
+    d_conv: int = setting(_REF.d_conv, rule=_AS_LATENCY["d_conv"], section="generate")
+    dtype: str = setting("bf16", rule=_AS_LATENCY["dtype"], section="generate", option="dtype")
+    variants: tuple[str, ...] = setting(rule=_AS_LATENCY["variants"], section="generate", option="variants",
                                         factory=lambda: designs.names(default_only=True))
-    experts: tuple[int, ...] = setting((8,), rule=_ints(1, 1024), section="generate", option="experts")
-    top_k: tuple[int, ...] = setting((1, 2), rule=_ints(1, 1024), section="generate", option="top_k")
-    prompt: tuple[int, ...] = setting((2048,), rule=_ints(1, MAX_SEQ), section="generate", option="prompt")
+    experts: tuple[int, ...] = setting((8,), rule=_AS_LATENCY["experts"], section="generate", option="experts")
+    top_k: tuple[int, ...] = setting((1, 2), rule=_AS_LATENCY["top_k"], section="generate", option="top_k")
+    prompt: tuple[int, ...] = setting((2048,), rule=_AS_LATENCY["seq"], section="generate", option="prompt")
     new_tokens: int = setting(256, rule=_int(2, MAX_NEW_TOKENS), section="generate", option="new_tokens")
-    batch: tuple[int, ...] = setting((1, 16), rule=_ints(1, MAX_SEQ), section="generate", option="batch")
-    routing: str = setting("balanced", rule=_choice(ROUTINGS), section="generate", option="routing")
-    capacity_factor: float = setting(1.25, rule=_num(1, 1024), section="generate")
-    ffn_mult: int = setting(1, rule=_int(1, 64), section="generate")
-    align: int = setting(8, rule=_int(1, 256), section="generate")
+    batch: tuple[int, ...] = setting((1, 16), rule=_AS_LATENCY["batch"], section="generate", option="batch")
+    routing: str = setting("balanced", rule=_AS_LATENCY["routing"], section="generate", option="routing")
+    capacity_factor: float = setting(1.25, rule=_AS_LATENCY["capacity_factor"], section="generate")
+    ffn_mult: int = setting(1, rule=_AS_LATENCY["ffn_mult"], section="generate")
+    align: int = setting(8, rule=_AS_LATENCY["align"], section="generate")
     # mamba-ssm's MambaLMHeadModel rows: auto, on, off
-    comparator: str = setting("auto", rule=_choice(COMPARATOR_MODES), section="generate", option="mamba_ssm")
+    comparator: str = setting("auto", rule=_AS_LATENCY["comparator"], section="generate", option="mamba_ssm")
 
     def __post_init__(self):
         for f in ("variants", "experts", "top_k", "prompt", "batch"):
