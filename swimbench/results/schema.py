@@ -66,25 +66,23 @@ class Column:
         self._wrong(value)
 
     def parse(self, text: pd.Series) -> pd.Series:
-        """Cells of results.csv as this column's type; empty cells missing."""
+        """Cells of results.csv as this column's type; empty cells missing.
+
+        Built whole from one list per column, never by assigning through a mask: how a masked
+        setitem casts a list into a nullable Series differs between pandas 2.x, 3.0 and 3.1."""
         text = text.astype(object)
-        filled = text.notna() & (text != "")
-        out = pd.Series(index=text.index, dtype=PANDAS[self.dtype])
-        if not filled.any():
-            return out
-        values = text[filled]
-        if self.dtype == STR:
-            out[filled] = values
-        elif self.dtype == FLOAT:
-            out[filled] = pd.to_numeric(values, errors="coerce")
-            bad = values[out[filled].isna() & (values.str.lower() != "nan")]
-            if len(bad):
-                self._wrong(bad.iloc[0])
-        elif self.dtype == INT:
-            out[filled] = [self._int(v) for v in values]
-        else:
-            out[filled] = [self._bool(v) for v in values]
-        return out
+        filled = (text.notna() & (text != "")).to_numpy(dtype=bool)
+        cells = text.to_numpy()
+        if self.dtype == FLOAT:
+            values = pd.to_numeric(pd.Series(np.where(filled, cells, None), index=text.index, dtype=object),
+                                   errors="coerce").astype("float64")
+            bad = filled & values.isna().to_numpy() & np.array([str(v).lower() != "nan" for v in cells], dtype=bool)
+            if bad.any():
+                self._wrong(cells[bad.argmax()])
+            return values
+        convert = {STR: str, INT: self._int, BOOL: self._bool}[self.dtype]
+        values = [convert(v) if f else pd.NA for v, f in zip(cells, filled)]
+        return pd.Series(pd.array(values, dtype=PANDAS[self.dtype]), index=text.index)
 
     def value(self, v):
         """One value as this column's Python type (a baseline's identity, say, written as text)."""
