@@ -68,16 +68,15 @@ def kernel_checks(device: torch.device, seed: int) -> Iterator[Result]:
     interpreted on a CPU), else in a process started for it."""
     from ..kernels._dispatch import interpreting
     on_cpu = device.type == "cpu"
+    why = interpreter_problem() if on_cpu else None
+    if why is not None:
+        for op in ops.registered_ops():
+            yield Result(SKIP, f"kernel {op}", f"Triton's interpreter cannot run here: {why}; on a GPU this "
+                                               f"checks the compiled kernel")
+        return
     if interpreting() == on_cpu:
         yield from ops.run(device, seed)
         return
-    if on_cpu:
-        why = interpreter_problem()
-        if why is not None:
-            for op in ops.registered_ops():
-                yield Result(SKIP, f"kernel {op}", f"Triton's interpreter cannot run here: {why}; on a GPU this "
-                                                   f"checks the compiled kernel")
-            return
     env = dict(os.environ)
     if on_cpu:
         env["TRITON_INTERPRET"] = "1"

@@ -31,6 +31,7 @@ def collect(device: torch.device) -> dict:
         if nvml is not None:
             nvml.close()
     env["executable"] = sys.executable
+    env["cuda_available"] = torch.cuda.is_available()
     env["nvml_error"] = nvml_error
     env["mamba_ssm"] = mamba_ssm_state()
     env["triton_interpreter"] = {"usable": interpreter_problem() is None, "why_not": interpreter_problem()}
@@ -75,7 +76,8 @@ def checks(env: dict) -> list[Result]:
     gpu = env.get("gpu")
     if gpu is None:
         built = f"torch {env['versions'].get('torch')} built for CUDA {env.get('torch_cuda') or 'none'}"
-        out.append(Result(SKIP, "gpu", f"{NEEDS_GPU} (none visible; {built})"))
+        why = "a GPU is visible, --device cpu was asked" if env.get("cuda_available") else f"none visible; {built}"
+        out.append(Result(SKIP, "gpu", f"{NEEDS_GPU} ({why})"))
         out.append(Result(SKIP, "nvml (clocks, energy)", NEEDS_GPU))
     else:
         out.append(Result(PASS, "gpu", f"{gpu['name']}, capability {gpu['capability']}, {gpu['memory_gib']} GiB, "

@@ -109,7 +109,9 @@ def poisoned():
     new_empty = torch.Tensor.new_empty
 
     def fill(t):
-        return t.fill_(float("nan")) if t.is_floating_point() else t.fill_(-(1 << 30))
+        if t.is_floating_point():
+            return t.fill_(float("nan"))
+        return t.fill_(-(1 << 30)) if t.dtype in (torch.int32, torch.int64) else t
 
     torch.empty = lambda *a, **k: fill(empty(*a, **k))
     torch.empty_like = lambda *a, **k: fill(empty_like(*a, **k))
@@ -220,7 +222,10 @@ def run(device, seed: int, sizes: Optional[Sizes] = None) -> Iterator[Result]:
             yield Result(FAIL, f"kernel {op}", f"no doctor check for {NAMESPACE}::{op} (add one to "
                                                f"swimbench/doctor/ops.py)", None, {"op": op})
             continue
-        yield run_one(CHECKS[op], device, sizes, seed + i)
+        # Triton launches on the current device: make it the one the inputs live on
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            result = run_one(CHECKS[op], device, sizes, seed + i)
+        yield result
     for op in sorted(set(CHECKS) - set(ops)):
         yield Result(FAIL, f"kernel {op}", f"checked, but {NAMESPACE}::{op} is not a registered op", None,
                      {"op": op})
@@ -444,7 +449,7 @@ def _swimba_mix(sizes, dtype, device, gen):
     r = _Draw(device, gen)
     T, k, d, n, E = sizes.T, sizes.k, sizes.d, sizes.n, sizes.E
     gates, idx = r.gates(T, E, k)
-    perm = torch.randperm(T * k, device=device, generator=gen)       # rows in the dispatch's order
+    perm = r.rand(T * k).argsort()                                    # rows in the dispatch's order
     pos = torch.empty_like(perm).scatter_(0, perm, torch.arange(T * k, device=device)).view(T, k)
     dbl = r.randn(T * k, 3 + 2 * n, dtype=dtype)                      # x_proj's output: dt rank 3, B, C
     x = dict(dt=r.randn(T * k, d, dtype=dtype, scale=0.5), B=dbl[:, 3:3 + n], C=dbl[:, 3 + n:], pos=pos,
