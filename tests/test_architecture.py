@@ -19,7 +19,7 @@ RANKS = {
     "measure": 6,
     "sweeps": 7, "results": 7,
     "gate": 8,
-    "report": 9,
+    "report": 9, "doctor": 9,
     "cli": 10,
     "__main__": 11,
 }

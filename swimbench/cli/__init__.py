@@ -48,6 +48,7 @@ from . import gate as _gate  # noqa: E402,F401
 from . import latency as _latency  # noqa: E402,F401
 from . import ep as _ep  # noqa: E402,F401
 from . import generate as _generate  # noqa: E402,F401
+from . import doctor as _doctor  # noqa: E402,F401
 
 
 EXIT_IO = 74            # sysexits' EX_IOERR: the disk failed mid-run (full, read-only, gone)

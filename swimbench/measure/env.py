@@ -16,7 +16,8 @@ import torch
 from ..distributed import SAFE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("torch", "triton", "mamba_ssm", "swimbench", "numpy", "pandas", "nvidia-ml-py")
+PACKAGES = ("torch", "triton", "mamba_ssm", "swimbench", "numpy", "pandas", "nvidia-ml-py", "matplotlib", "typer",
+            "rich", "transformers", "fvcore")
 
 
 def package_version(name: str) -> Optional[str]:

@@ -24,6 +24,7 @@ from .. import mamba_ref
 from ..designs import bench_kernels
 
 from ..kernels import _ssm
+from ..kernels.accuracy import rel_err
 from ..kernels.selective_scan import selective_scan
 from ..kernels.selective_scan.naive import selective_scan_naive
 from ..kernels.separated_scan import separated_scan
@@ -246,14 +247,6 @@ def mamba_reference(case: Case, x: dict, state: Optional[Tensor] = None) -> Opti
 
 # ---------------------------------------------------------------------------------------------
 # checks
-
-
-def rel_err(out: Tensor, ref: Tensor) -> float:
-    """||out - ref|| / ||ref|| in float64; NaN or inf anywhere in out gives inf."""
-    out, ref = out.double(), ref.double()
-    if not torch.isfinite(out).all():
-        return math.inf
-    return float((out - ref).norm() / ref.norm())
 
 
 def check(case: Case, device, with_mamba: bool = True, seed: Optional[int] = None) -> dict:

@@ -4,7 +4,7 @@ import torch
 
 from swimbench.measure import kernel_bench as kb
 
-from ..helpers import REL_TOL
+from ..helpers import REL_TOL, STATE_TOL
 
 
 @pytest.mark.parametrize("kernel", kb.KERNELS)
@@ -13,7 +13,7 @@ def test_check_reports_errors_within_bounds(kernel):
     row = kb.check(case, "cpu")
     assert row["case"] == case.label
     assert row["y_vs_naive"] < REL_TOL[torch.bfloat16]
-    assert row["state_vs_naive"] < 1e-4
+    assert row["state_vs_naive"] < STATE_TOL
 
 
 def test_inputs_have_the_op_shapes_and_gates_are_convex():
