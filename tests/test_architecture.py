@@ -88,3 +88,16 @@ def test_the_check_sees_imports_it_must_refuse(tmp_path):
     assert found == ["from ..report import x", "import swimbench.cli", "from ..gate import y"]
     guarded = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..cli import z\n")
     assert [ast.unparse(n) for n in _runtime_imports(guarded)] == ["from typing import TYPE_CHECKING"]
+
+
+def test_every_package_of_the_tree_ships():
+    """A non-editable install holds every package of swimbench/ and kernels/ (pyproject.toml lists
+    them by hand, because kernels/ ships as swimbench.kernels)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:                 # Python 3.10
+        import tomli as tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "swimbench").rglob("__init__.py")}
+    found |= {"swimbench." + ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "kernels").rglob("__init__.py")}
+    assert found - listed == set(), "packages missing from pyproject.toml"
