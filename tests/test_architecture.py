@@ -99,5 +99,6 @@ def test_every_package_of_the_tree_ships():
         import tomli as tomllib
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "swimbench").rglob("__init__.py")}
-    found |= {"swimbench." + ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "kernels").rglob("__init__.py")}
+    found |= {"swimbench." + ".".join(p.parent.relative_to(ROOT).parts)
+              for p in (ROOT / "kernels").rglob("__init__.py")}
     assert found - listed == set(), "packages missing from pyproject.toml"
