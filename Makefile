@@ -29,7 +29,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	    || { echo "install 3/6: $(TORCH_CPU), CPU build (a few minutes on a cold pip cache)" \
 	         && $(BIN)/python -m pip install -q "$(TORCH_CPU)"; }
 	@echo "install 4/6: swimbench, editable, with its test extra"
-	@$(BIN)/python -m pip install -q -e ".[test]"
+	@# setuptools boxes a warning about editable installs that is no news here; others still show
+	@PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -q -e ".[test]"
 	@# mamba-ssm's own dependencies are left out on purpose: what swimbench uses of them goes in
 	@# first, and mamba-ssm last with --no-deps, which leaves pip's resolver nothing to warn about
 	@echo "install 5/6: $(MAMBA) without its CUDA extension, and $(MAMBA_DEPS)"
