@@ -102,13 +102,11 @@ def ep(
         from ..results import ep as ep_table
         if not ep_table.is_ep_run(append):
             raise bad("--append", str(append), "a run directory of swimbench ep")
+    if gpus is not None:
+        raise typer.Exit(launch(gpus, device, _command(ctx)))
     if device.startswith("cuda:"):
         raise bad("--device", device, "auto, cuda or cpu (rank r runs on cuda:<local rank>)")
     dev = _device(device)
-    _warn_if_long(vs, Es, ks, seqs, batches, ms, d_model, dtype, routing, reps + warmup,
-                  "cuda" if gpus is not None else dev.type)
-    if gpus is not None:
-        raise typer.Exit(launch(gpus, device, _command(ctx)))
     if append is None:
         writable_dir("--out", out)              # before any work (ranks under --gpus check it each)
     code = _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warmup, seed, dev, out, name,
@@ -118,16 +116,10 @@ def ep(
 
 
 def _warn_if_long(vs, Es, ks, seqs, batches, ms, d_model, dtype, routing, calls: int, device_type: str) -> None:
-    """Before the launch (under torchrun its ranks say nothing): the run's estimate, when long."""
-    from .. import distributed
+    """The run's estimate, when long: said by rank 0 once every input is checked, before the first row."""
     from ..measure import expert_parallel as epm
     from ..measure.estimate import ep_s
     from ..sweeps.spec import Sweep
-    try:
-        if distributed.launched():
-            return
-    except ValueError:
-        return                              # torchrun's variables, wrong: said when the ranks join
     points = epm.points(vs, Es, ks, seqs, batches, ms)
     sweep = Sweep(d_model=d_model, dtype=dtype, variants=vs, experts=Es, top_k=ks, seq=seqs, batch=batches,
                   routing=routing, comparator="off")
@@ -158,6 +150,8 @@ def _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warm
     if dev.type == "cuda" and world.size == 1:
         torch.cuda.set_device(dev.index or 0)
     console = Console(stderr=True, quiet=not world.lead)
+    if world.lead:
+        _warn_if_long(vs, Es, ks, seqs, batches, ms, d_model, dtype, routing, reps + warmup, dev.type)
     threads = torch.get_num_threads()
     if dev.type == "cpu":
         torch.set_num_threads(1)

@@ -185,12 +185,12 @@ def generate(
         if dry_run:
             _dry_run(sweep, settings, dims, points, estimate, notes, fmt)
             return
+        if resume is None:
+            writable_dir("--out", out)
         warn_if_long(estimate, dev.type, f"{dims.name} model, {len(points)} rows",
                      "fewer rows, a smaller --preset, --prompt, --batch or --new-tokens shorten it" if cuda else
                      "the CPU-sized run is swimbench generate --preset tiny (the default without a GPU), "
                      "with --prompt and --new-tokens in the tens")
-        if resume is None:
-            writable_dir("--out", out)
         code = _run(dev, sweep, settings, points, run, meta, out, name or f"generate-{dims.name}", notes, fmt,
                     held)
     if code:

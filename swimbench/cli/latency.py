@@ -266,12 +266,13 @@ def latency(
         if dry_run:
             _dry_run(sweep, settings, prof, points, estimate, notes, fmt)
             return
-        warn_if_long(estimate, dev.type, f"{len(points)} rows x {settings.repeats} repeat(s)",
-                     "--dry-run shows it; smaller --seq, --experts or --budget shorten it" if cuda else
-                     "the CPU-sized run is swimbench latency --profile cpu (the default without a GPU; "
-                     "profiles/cpu.toml)")
         if resume is None:
             writable_dir("--out", out)
+        if spread.world.lead:
+            warn_if_long(estimate, dev.type, f"{len(points)} rows x {settings.repeats} repeat(s)",
+                         "--dry-run shows it; smaller --seq, --experts or --budget shorten it" if cuda else
+                         "the CPU-sized run is swimbench latency --profile cpu (the default without a GPU; "
+                         "profiles/cpu.toml)")
         try:
             code = _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held,
                         spread)
