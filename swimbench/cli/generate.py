@@ -182,15 +182,19 @@ def generate(
             raise UsageError("nothing to measure: no design and size gives a row")
         from ..measure.estimate import generate_s
         estimate = generate_s(sweep, points, settings, dev.type)
+
+        def say_if_long():                  # after every input is checked, before any work
+            warn_if_long(estimate, dev.type, f"{dims.name} model, {len(points)} rows",
+                         "fewer rows, a smaller --preset, --prompt, --batch or --new-tokens shorten it" if cuda
+                         else "the CPU-sized run is swimbench generate --preset tiny (the default without a "
+                              "GPU), with --prompt and --new-tokens in the tens")
         if dry_run:
+            say_if_long()
             _dry_run(sweep, settings, dims, points, estimate, notes, fmt)
             return
         if resume is None:
             writable_dir("--out", out)
-        warn_if_long(estimate, dev.type, f"{dims.name} model, {len(points)} rows",
-                     "fewer rows, a smaller --preset, --prompt, --batch or --new-tokens shorten it" if cuda else
-                     "the CPU-sized run is swimbench generate --preset tiny (the default without a GPU), "
-                     "with --prompt and --new-tokens in the tens")
+        say_if_long()
         code = _run(dev, sweep, settings, points, run, meta, out, name or f"generate-{dims.name}", notes, fmt,
                     held)
     if code:

@@ -263,16 +263,21 @@ def latency(
         if not prof.get("content") and resume is None:
             notes.append(f"profile {prof['name']} sets nothing: every value is the built-in default "
                          f"(the GPU sweep)")
+
+        def say_if_long():                  # after every input is checked, before any work
+            if spread.world.lead:
+                warn_if_long(estimate, dev.type, f"{len(points)} rows x {settings.repeats} repeat(s), d_model "
+                             f"{sweep.d_model}, seq up to {max(sweep.seq)}",
+                             "--dry-run shows it; smaller --seq, --experts or --budget shorten it" if cuda else
+                             "the CPU-sized run is swimbench latency --profile cpu (the default without a GPU; "
+                             "profiles/cpu.toml)")
         if dry_run:
+            say_if_long()
             _dry_run(sweep, settings, prof, points, estimate, notes, fmt)
             return
         if resume is None:
             writable_dir("--out", out)
-        if spread.world.lead:
-            warn_if_long(estimate, dev.type, f"{len(points)} rows x {settings.repeats} repeat(s)",
-                         "--dry-run shows it; smaller --seq, --experts or --budget shorten it" if cuda else
-                         "the CPU-sized run is swimbench latency --profile cpu (the default without a GPU; "
-                         "profiles/cpu.toml)")
+        say_if_long()
         try:
             code = _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held,
                         spread)
