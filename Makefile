@@ -20,15 +20,27 @@ MAMBA_DEPS ?= huggingface_hub transformers
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_CPU)"
-	$(BIN)/python -m pip install -q -e ".[test]"
-	MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
+	@echo "install 1/6: virtual environment $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "install 2/6: pip"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -c "import torch" 2>/dev/null \
+	    && echo "install 3/6: torch: already in the venv, kept" \
+	    || { echo "install 3/6: $(TORCH_CPU), CPU build (a few minutes on a cold pip cache)" \
+	         && $(BIN)/python -m pip install -q "$(TORCH_CPU)"; }
+	@echo "install 4/6: swimbench, editable, with its test extra"
+	@# setuptools boxes a warning about editable installs that is no news here; others still show
+	@PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -q -e ".[test]"
+	@# mamba-ssm's own dependencies are left out on purpose: what swimbench uses of them goes in
+	@# first, and mamba-ssm last with --no-deps, which leaves pip's resolver nothing to warn about
+	@echo "install 5/6: $(MAMBA) without its CUDA extension, and $(MAMBA_DEPS)"
+	@$(BIN)/python -m pip install -q $(MAMBA_DEPS)
+	@MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
 	    $(BIN)/python -m pip install -q --no-build-isolation --no-deps "$(MAMBA)"
-	$(BIN)/python -m pip install -q $(MAMBA_DEPS)
-	$(BIN)/python -c "from swimbench import mamba_ref; mamba_ref.Mamba(); mamba_ref.selective_scan_ref(); mamba_ref.lm_head_model()"
-	touch $@
+	@echo "install 6/6: import check (swimbench.mamba_ref)"
+	@$(BIN)/python -c "from swimbench import mamba_ref; mamba_ref.Mamba(); mamba_ref.selective_scan_ref(); mamba_ref.lm_head_model()"
+	@touch $@
+	@echo "installed: $(BIN)/swimbench"
 
 run: install
 	$(BIN)/swimbench latency

@@ -6,7 +6,7 @@ import signal
 import sys
 
 
-def _interrupted_at_start(signum, frame):      # Ctrl-C while torch and the rest import: no traceback
+def _interrupted_at_start(signum, frame):      # Ctrl-C while the command line loads: no traceback
     os.write(2, b"swimbench: interrupted during start-up\n")
     os._exit(130)
 
@@ -19,7 +19,21 @@ import typer  # noqa: E402
 from .. import __version__  # noqa: E402
 from .errors import Abort, ClickException, UsageError  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# Starting the command line imports neither torch nor the engine: the command modules import what their
+# work needs inside their functions, so `--version`, `--help` and `CMD --help` answer at once
+# (tests/cli/test_startup.py holds them to it).
+_HELP_ASKED = "swimbench.help_asked"
+
+
+class _Group(typer.core.TyperGroup):
+    def resolve_command(self, ctx, args):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        words = rest[:rest.index("--")] if "--" in rest else rest
+        ctx.meta[_HELP_ASKED] = cmd is not None and any(w in cmd.get_help_option_names(ctx) for w in words)
+        return name, cmd, rest
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark and profile mixture-of-experts state-space models.")
 
 
@@ -30,10 +44,12 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+def _root(ctx: typer.Context,
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")):
     """Benchmark and profile mixture-of-experts state-space models."""
-    if "SWIMBENCH_KERNELS" in os.environ:          # checked before any command does work
+    # checked before any command does work; `CMD --help` does none, and the check imports torch
+    if "SWIMBENCH_KERNELS" in os.environ and not ctx.meta.get(_HELP_ASKED):
         from ..kernels._dispatch import kernel_mode
         try:
             kernel_mode()

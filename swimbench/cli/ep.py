@@ -22,6 +22,7 @@ from . import app
 from .errors import UsageError, bad, in_range, run_name, split_ints, split_strs, writable_dir
 from .latency import _command, _device
 from .launch import launch, rank_device
+from .long_runs import warn_if_long
 from .rundirs import EXIT_NOTHING
 
 MODES = ("expert", "replicated")
@@ -35,19 +36,32 @@ def _list(flag: str, value, field: str) -> tuple:
     return got
 
 
-@app.command("ep")
+EXAMPLES = """Examples:
+
+  swimbench ep --gpus 2 -E 8,64                # experts sharded over 2 GPUs of this host (torchrun)
+
+  swimbench ep --gpus 1 --name ep-h100; swimbench ep --gpus 4 --append reports/RUN   # 1 and 4 GPUs, one run
+
+  swimbench ep --device cpu --d-model 64 --seq 32 -E 4,8 --reps 3 --dtype fp32   # CPU-sized, one gloo rank
+
+  swimbench report reports/RUN                 # its figures and ep.md
+
+Docs: docs/distributed.md."""
+
+
+@app.command("ep", epilog=EXAMPLES)
 def ep(
     ctx: typer.Context,
-    variants: List[str] = typer.Option(["moe_mamba,rom,swimba"], "--variants", "-v",
+    variants: List[str] = typer.Option(["moe_mamba,rom,swimba"], "--variants", "-v", metavar="NAME,...",
                                        help="Routed designs: moe_mamba, rom, swimba."),
-    experts: List[str] = typer.Option(["8,64"], "--experts", "-E", help="Expert counts."),
-    top_k: List[str] = typer.Option(["1"], "--top-k", "-k", help="Experts per token."),
-    seq: List[str] = typer.Option(["2048"], "--seq", "-s", help="Sequence lengths (prefill)."),
-    batch: List[str] = typer.Option(["1"], "--batch", "-b", help="Sequences per GPU."),
+    experts: List[str] = typer.Option(["8,64"], "--experts", "-E", metavar="INT,...", help="Expert counts."),
+    top_k: List[str] = typer.Option(["1"], "--top-k", "-k", metavar="INT,...", help="Experts per token."),
+    seq: List[str] = typer.Option(["2048"], "--seq", "-s", metavar="INT,...", help="Sequence lengths (prefill)."),
+    batch: List[str] = typer.Option(["1"], "--batch", "-b", metavar="INT,...", help="Sequences per GPU."),
     d_model: int = typer.Option(2048, help="Dense reference width D; every design FLOP-matched to it."),
     dtype: str = typer.Option("bf16", help="Weights and activations: " + ", ".join(DTYPES) + "."),
     routing: str = typer.Option("balanced", help="balanced, skewed or learned (per rank's tokens)."),
-    modes: List[str] = typer.Option(["expert,replicated"], "--modes",
+    modes: List[str] = typer.Option(["expert,replicated"], "--modes", metavar="NAME,...",
                                     help="expert (sharded, exchanged) and/or replicated."),
     reps: int = typer.Option(20, help="Timed calls per phase (every rank runs the same number)."),
     warmup: int = typer.Option(3, help="Untimed calls before them."),
@@ -101,6 +115,20 @@ def ep(
         raise typer.Exit(code)
 
 
+def _warn_if_long(vs, Es, ks, seqs, batches, ms, d_model, dtype, routing, calls: int, device_type: str) -> None:
+    """The run's estimate, when long: said by rank 0 once every input is checked, before the first row."""
+    from ..measure import expert_parallel as epm
+    from ..measure.estimate import ep_s
+    from ..sweeps.spec import Sweep
+    points = epm.points(vs, Es, ks, seqs, batches, ms)
+    sweep = Sweep(d_model=d_model, dtype=dtype, variants=vs, experts=Es, top_k=ks, seq=seqs, batch=batches,
+                  routing=routing, comparator="off")
+    warn_if_long(ep_s(sweep, points, calls, device_type), device_type, f"{len(points)} configurations",
+                 "fewer --experts, --seq or --reps shorten it" if device_type == "cuda" else
+                 "a CPU-sized run: swimbench ep --device cpu --d-model 64 --seq 32 -E 4,8 --reps 3 "
+                 "--dtype fp32")
+
+
 def _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warmup, seed, dev, out, name,
          append) -> int:
     import torch
@@ -122,6 +150,8 @@ def _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warm
     if dev.type == "cuda" and world.size == 1:
         torch.cuda.set_device(dev.index or 0)
     console = Console(stderr=True, quiet=not world.lead)
+    if world.lead:
+        _warn_if_long(vs, Es, ks, seqs, batches, ms, d_model, dtype, routing, reps + warmup, dev.type)
     threads = torch.get_num_threads()
     if dev.type == "cpu":
         torch.set_num_threads(1)

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
-import pandas as pd
 import typer
 from rich import box
 from rich.console import Console
@@ -146,6 +145,7 @@ def flops(
 
 
 def _render(result: list[dict], req: FlopsRequest, fmt: str) -> Optional[str]:
+    import pandas as pd
     df = pd.DataFrame(result)[TABLE_COLUMNS]
     if fmt == "csv":
         return df.to_csv(index=False)
@@ -178,6 +178,8 @@ MODEL_COLUMNS = ["variant", "experts", "top_k", "d_inner", "params_total", "para
 def _model_table(preset, expand, d_state, d_conv, experts, top_k, variants, align, capacity_factor, ffn_mult,
                  fmt, out) -> None:
     """`flops --model`: the whole model of each design, every block FLOP-matched to dense's."""
+    import pandas as pd
+
     from ..flops.model import ModelDims, size_model
     dims = ModelDims.of(preset)
     result = []

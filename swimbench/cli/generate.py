@@ -24,7 +24,8 @@ from ..sweeps.spec import (COMPARATOR, DTYPES, GENERATE_OPTIONS, GENERATE_RULES,
                            MeasureSettings, problem, top_k_rule)
 from . import app
 from .errors import UsageError, bad, one_of, run_name, split_ints, split_strs, writable_dir
-from .latency import FORMATS, WARN_ESTIMATE_S, _device, _duration, _flag, _given, _gpu_name
+from .latency import FORMATS, _device, _flag, _given, _gpu_name
+from .long_runs import duration, warn_if_long
 from .rundirs import close_attempt, dry_run, hold, iso, refuse_changes, resumable, summary_json
 
 # Without a GPU, what runs in minutes on a CPU: the tiny model, short prompts, a few tokens.
@@ -73,12 +74,28 @@ def _check(sweep: GenerateSweep, over: dict) -> None:
             raise bad(over.get("top_k", ("--top-k",))[0], ",".join(map(str, sweep.top_k)), allowed)
 
 
-@app.command()
+EXAMPLES = """Examples:
+
+  swimbench generate --dry-run                          # the rows and their estimated time; measures nothing
+
+  swimbench generate --preset tiny -v dense,swimba -n 16   # a CPU-sized run (the default without a GPU)
+
+  swimbench generate --preset 1.4b                      # the GPU run beside mamba-ssm's MambaLMHeadModel
+
+  swimbench generate --preset 370m -E 4,8,16 -k 1 --prompt 2048,8192 -b 1,16
+
+  swimbench generate --preset none --d-model 1280 --layers 36     # any size
+
+  swimbench generate --resume reports/RUN               # finish a killed run
+
+Docs: docs/generate.md."""
+
+
+@app.command(epilog=EXAMPLES)
 def generate(
     ctx: typer.Context,
     preset: Optional[str] = typer.Option(None, "--preset", "-m", help="Model size: " + ", ".join(PRESETS)
-                                         + ", or none with --d-model and --layers (default: 1.4b on a GPU, "
-                                         "tiny without one)."),
+                                         + ", or none with --d-model and --layers."),
     d_model: Optional[int] = typer.Option(None, help="Model width (replaces the preset's)."),
     layers: Optional[int] = typer.Option(None, "--layers", "-L", help="Blocks (replaces the preset's)."),
     vocab_size: Optional[int] = typer.Option(None, help="Vocabulary (replaces the preset's; padded to 8)."),
@@ -96,8 +113,8 @@ def generate(
                                               help="Batch sizes, e.g. 1,16."),
     dtype: Optional[str] = typer.Option(None, help="Weights and activations: " + ", ".join(DTYPES) + "."),
     mamba_ssm: Optional[bool] = typer.Option(None, "--mamba-ssm/--no-mamba-ssm",
-                                             help="mamba-ssm's MambaLMHeadModel rows (GPU; default: when "
-                                                  "they can run)."),
+                                             help="mamba-ssm's MambaLMHeadModel rows (GPU; auto: when they "
+                                                  "can run)."),
     budget: float = typer.Option(1.0, help="Seconds of timed generations per row (at least one)."),
     min_reps: int = typer.Option(3, help="At least this many timed generations, budget permitting."),
     warmup: int = typer.Option(1, help="Untimed generations first."),
@@ -106,7 +123,7 @@ def generate(
     seed: int = typer.Option(0, help="Seed of the weights and prompts."),
     device: str = typer.Option("auto", help="auto, cuda, cuda:N or cpu."),
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Parent of the run directory."),
-    name: Optional[str] = typer.Option(None, help="Run directory suffix (default: generate-PRESET)."),
+    name: Optional[str] = typer.Option(None, show_default="generate-PRESET", help="Run directory suffix."),
     resume: Optional[Path] = typer.Option(None, help="Measure only the rows missing from RUN_DIR."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved models, the rows and a time "
                                                           "estimate; measure nothing."),
@@ -160,27 +177,50 @@ def generate(
         if not cuda:
             notes.append("decode steps run eagerly on the CPU (CUDA graphs need a GPU): per-token times include "
                          "Python's launches")
-            if dims.d_model * dims.n_layer * max(sweep.prompt) > 2 ** 21:
-                notes.append(f"the CPU runs the reference scans, a Python loop over time: a {dims.name} model "
-                             f"(d_model {dims.d_model}, {dims.n_layer} layers) with prompt {max(sweep.prompt)} "
-                             f"will take long (the tiny preset runs in seconds)")
         points = sweep.points(dims.name, dims.n_layer, comparator=with_comparator)
         if not points:
             raise UsageError("nothing to measure: no design and size gives a row")
-        estimate = estimate_s(points, settings, cuda)
+        from ..measure.estimate import generate_s
+        estimate = generate_s(sweep, points, settings, dev.type)
+
+        def say_if_long():                  # after every input is checked, before any work
+            warn_if_long(estimate, dev.type, f"{dims.name} model, {len(points)} rows",
+                         "fewer rows, a smaller --preset, --prompt, --batch or --new-tokens shorten it" if cuda
+                         else "the CPU-sized run is swimbench generate --preset tiny (the default without a "
+                              "GPU), with --prompt and --new-tokens in the tens")
         if dry_run:
+            say_if_long()
             _dry_run(sweep, settings, dims, points, estimate, notes, fmt)
             return
-        if estimate > WARN_ESTIMATE_S:
-            Console(stderr=True).print(f"[yellow]warning:[/] this sweep is estimated to take "
-                                       f"{_duration(estimate)} or more ({len(points)} rows); --dry-run shows "
-                                       f"it, a smaller --budget or fewer rows shorten it")
         if resume is None:
             writable_dir("--out", out)
+        say_if_long()
         code = _run(dev, sweep, settings, points, run, meta, out, name or f"generate-{dims.name}", notes, fmt,
                     held)
     if code:
         raise typer.Exit(code)
+
+
+def _help_defaults() -> None:
+    """`generate --help` shows each model and generation option's default, on a GPU and without one
+    (GenerateSweep's declarations and CPU_DEFAULTS), as `latency --help` shows its profiles'."""
+    import inspect
+    gpu, cpu = GenerateSweep(), GenerateSweep(**CPU_DEFAULTS)
+
+    def text(v):
+        return ",".join(map(str, v)) if isinstance(v, tuple) else "none" if v is None else str(v)
+    for pname, param in inspect.signature(generate).parameters.items():
+        info, field = param.default, GENERATE_OPTIONS.get(pname)
+        if field is None or not isinstance(info, typer.models.OptionInfo):
+            continue
+        g, c = getattr(gpu, field), getattr(cpu, field)
+        if g is None and c is None:
+            info.show_default = "the preset's"
+            continue
+        info.show_default = f"{text(g)}; without a GPU: {text(c)}" if g != c else text(g)
+
+
+_help_defaults()
 
 
 def _resumed(run, resume, over: dict, dev):
@@ -195,20 +235,12 @@ def _resumed(run, resume, over: dict, dev):
     return sweep, settings, meta
 
 
-def estimate_s(points, settings: MeasureSettings, cuda: bool) -> float:
-    """A lower bound of the sweep's time: per row, a second to build the model, the timed budget, and
-    on a GPU the energy window. A generation slower than the budget takes longer (one is always made,
-    after the warm-up's)."""
-    energy = settings.energy_window_s if (cuda and settings.energy) else 0.0
-    return len(points) * (settings.budget_s + energy + 1.0)
-
-
 def _dry_run(sweep, settings, dims, points, estimate: float, notes: list, fmt: str) -> None:
     doc = {"model": dims.name, "d_model": dims.d_model, "n_layer": dims.n_layer, "vocab_size": dims.vocab_size,
            "generate": sweep.as_dict(), "settings": settings.as_dict(), "rows": len(points),
            "estimate_s": round(estimate, 1), "points": [p.key for p in points], "notes": notes}
     dry_run(doc, f"{dims.name} model (d_model {dims.d_model}, {dims.n_layer} layers, vocabulary "
-                 f"{dims.vocab_size}): {len(points)} rows, estimated {_duration(estimate)} or more",
+                 f"{dims.vocab_size}): {len(points)} rows, estimated {duration(estimate)}",
             {**sweep.as_dict(), **settings.as_dict()}, fmt)
 
 

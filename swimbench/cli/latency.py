@@ -27,6 +27,7 @@ from ..sweeps.spec import (COMPARATOR, DTYPES, OPTIONS, SETTINGS, Sweep, problem
 from . import app
 from .errors import UsageError, bad, run_name, split_ints, split_strs, writable_dir
 from .launch import launch, rank_device
+from .long_runs import duration, warn_if_long
 from .rundirs import (EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_NOTHING, close_attempt, dry_run, hold, iso,
                       refuse_changes, resumable, summary_json)
 
@@ -258,23 +259,25 @@ def latency(
         if why:
             notes.append(why)
         points = sweep.points(comparator=with_comparator)
-        estimate = estimate_s(points, settings, cuda)
-        if estimate > WARN_ESTIMATE_S:
-            console.print(f"[yellow]warning:[/] this sweep is estimated to take {_duration(estimate)} "
-                          f"({len(points)} rows x {settings.repeats} repeat(s)); --dry-run shows it, "
-                          f"smaller --seq, --experts or --budget shorten it")
+        estimate = estimate_s(sweep, points, settings, dev.type)
         if not prof.get("content") and resume is None:
             notes.append(f"profile {prof['name']} sets nothing: every value is the built-in default "
                          f"(the GPU sweep)")
-        if not cuda and sweep.d_model * max(sweep.seq) > 2 ** 16:
-            console.print(f"[yellow]warning:[/] d_model {sweep.d_model} x seq {max(sweep.seq)} on the CPU: "
-                          f"its reference scans loop over time in Python, each call can take seconds; "
-                          f"profiles/cpu.toml is sized for minutes")
+
+        def say_if_long():                  # after every input is checked, before any work
+            if spread.world.lead:
+                warn_if_long(estimate, dev.type, f"{len(points)} rows x {settings.repeats} repeat(s), d_model "
+                             f"{sweep.d_model}, seq up to {max(sweep.seq)}",
+                             "--dry-run shows it; smaller --seq, --experts or --budget shorten it" if cuda else
+                             "the CPU-sized run is swimbench latency --profile cpu (the default without a GPU; "
+                             "profiles/cpu.toml)")
         if dry_run:
+            say_if_long()
             _dry_run(sweep, settings, prof, points, estimate, notes, fmt)
             return
         if resume is None:
             writable_dir("--out", out)
+        say_if_long()
         try:
             code = _run(ctx, console, dev, sweep, settings, prof, points, run, meta, out, name, notes, fmt, held,
                         spread)
@@ -309,7 +312,6 @@ def _profile_defaults() -> None:
 
 _profile_defaults()
 FORMATS = ("table", "json")
-WARN_ESTIMATE_S = 2 * 3600.0
 
 
 def _resumed(ctx, run, resume, over, profile, dev):
@@ -360,18 +362,11 @@ def _on_device(sweep, settings, cuda: bool, notes: list):
     return settings
 
 
-def estimate_s(points, settings, cuda: bool) -> float:
-    """A lower bound of a sweep's time: per row and repeat, the warm-up and the timed budget of prefill
-    and decode, the energy windows on a GPU, and a second to build the layer. A call slower than the
-    budget (large layers on the CPU) takes longer: its min-reps calls are all made."""
-    per_phase = settings.warmup_s + settings.budget_s
-    energy = 2 * settings.energy_window_s if (cuda and settings.energy) else 0.0
-    return len(points) * settings.repeats * (2 * per_phase + energy + 1.0)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 \
-        else f"{seconds:.0f} s"
+def estimate_s(sweep, points, settings, device_type: str) -> float:
+    """The sweep's time: every row's calls at the device's rough rates through the timing loop
+    (swimbench.measure.estimate), times the repeats."""
+    from ..measure.estimate import layer_points_s
+    return settings.repeats * layer_points_s(sweep, points, settings, device_type)[1]
 
 
 def _dry_run(sweep, settings, prof, points, estimate: float, notes: list, fmt: str) -> None:
@@ -379,7 +374,7 @@ def _dry_run(sweep, settings, prof, points, estimate: float, notes: list, fmt: s
            "rows": len(points), "repeats": settings.repeats, "estimate_s": round(estimate, 1),
            "points": [p.key for p in points], "notes": notes}
     dry_run(doc, f"profile {prof['name']}: {len(points)} rows x {settings.repeats} repeat(s), estimated "
-                 f"{_duration(estimate)} or more", {**sweep.as_dict(), **settings.as_dict()}, fmt)
+                 f"{duration(estimate)}", {**sweep.as_dict(), **settings.as_dict()}, fmt)
 
 
 def _gpu_name(dev) -> Optional[str]:

@@ -31,6 +31,14 @@ from .workload import DTYPES
 MAX_GENERATIONS = 50            # timed generations per row, at most (each gives new_tokens - 1 steps)
 
 
+def timed_enough(n: int, elapsed_s: float, settings: MeasureSettings) -> bool:
+    """Whether a row's timed generations stop after `n` of them in `elapsed_s`: the budget and min_reps
+    met, or MAX_GENERATIONS, or four budgets past (min_reps is a wish when a generation is long).
+    swimbench.measure.estimate steps through it too."""
+    return (n >= MAX_GENERATIONS or (n >= settings.min_reps and elapsed_s >= settings.budget_s)
+            or (n >= 1 and elapsed_s > 4 * settings.budget_s))
+
+
 def dims_of(sweep: GenerateSweep) -> ModelDims:
     return ModelDims.of(sweep.preset, sweep.d_model, sweep.n_layer, sweep.vocab_size)
 
@@ -105,13 +113,10 @@ class GenerationMeasurer:
             one(_Stamps(self.device))
         self._sync()
         out, t0 = Generation([], [], []), time.perf_counter()
-        while len(out.ttft_ms) < MAX_GENERATIONS and (len(out.ttft_ms) < s.min_reps
-                                                      or time.perf_counter() - t0 < s.budget_s):
+        while not timed_enough(len(out.ttft_ms), time.perf_counter() - t0, s):
             stamps = _Stamps(self.device)
             one(stamps)
             out.add(stamps)
-            if len(out.ttft_ms) >= 1 and time.perf_counter() - t0 > 4 * s.budget_s:
-                break                                       # min_reps is a wish when a generation is long
         return out
 
     def _energy(self, step: Callable[[], object], tokens: int, call_ms: float) -> dict:

@@ -263,6 +263,9 @@ def _ceiling_line(ax, c: Optional[Ceiling], unit: str) -> str:
     return ""
 
 
+ROOF_LABEL = "roofline (thin dashes, in each design's colour)"
+
+
 def achieved_vs_ceilings(run, ceilings: Ceilings) -> Drawn:
     name, title = "achieved_vs_ceilings", "Achieved TFLOP/s and bandwidth vs the device's ceilings"
     ok = run.ok[run.ok["prefill_tflops"].notna()]
@@ -272,14 +275,25 @@ def achieved_vs_ceilings(run, ceilings: Ceilings) -> Drawn:
     sizes = ok.groupby(list(P.SLICE)).size().reset_index(name="n").sort_values(["n", "seq"])
     pick = dict(zip(P.SLICE, sizes.iloc[-1][list(P.SLICE)]))
     sl = ok[(ok[list(P.SLICE)] == pd.Series(pick)).all(axis=1)]
+    roofs = []
+    if ceilings.device is not None:
+        # each row's roofline: the rate it would reach at its floor (its time over the floor, times
+        # what it achieved), the lower of the two ceilings at its arithmetic intensity
+        sl = with_floors(sl, ceilings)
+        for phase in ("prefill", "decode"):
+            for rate in ("tflops", "gbps"):
+                sl[f"{phase}_{rate}_roof"] = sl[f"{phase}_{rate}"] * sl[f"{phase}_x_floor"]
+                roofs.append(f"{phase}_{rate}_roof")
     fig, axes = P.grid(f"{title} ({P.slice_title(**pick)})", 2, 2)
     for i, phase in enumerate(("prefill", "decode")):
         for j, (col, unit, c) in enumerate(((f"{phase}_tflops", "TFLOP/s", ceilings.tflops),
                                             (f"{phase}_gbps", "GB/s", ceilings.gbps))):
             ax = axes[j][i]
-            P.y_axis(ax, sl[col], log=True)
+            P.y_axis(ax, pd.concat([sl[col], sl.get(f"{col}_roof", pd.Series(dtype=float))]), log=True)
             P.lines(ax, _moe(sl), "experts", col)
             P.references(ax, sl, col)
+            if f"{col}_roof" in sl:
+                P.floors(ax, _moe(sl), "experts", f"{col}_roof", ROOF_LABEL)
             missing = _ceiling_line(ax, c, unit)
             P.pow2_axis(ax, _moe(sl)["experts"], "experts E")
             ax.set_ylabel(f"achieved {unit}")
@@ -290,9 +304,14 @@ def achieved_vs_ceilings(run, ceilings: Ceilings) -> Drawn:
         frac[col] = col
         if c is not None:
             frac[f"{col} % of ceiling"] = (lambda df, col=col, v=c.value: df[col] / v * 100)
+        if f"{col}_roof" in sl:
+            frac[f"{col} roofline"] = f"{col}_roof"
     data = _table(sl, {**IDENT, **frac})
     caption = ("FLOPs from the analytic count; bytes are the fewest a call must move (weights once, "
-               f"input and output once, the decode cache read and written). Ceilings: {ceilings.sources()}.")
+               "input and output once, the decode cache read and written). Red: the device's measured "
+               "ceilings; thin dashes: each design's roofline, the rate it would reach at its floor (the "
+               "lower of the GEMM rate and the copy bandwidth at its FLOPs per byte), where a row counted "
+               f"both. Ceilings: {ceilings.sources()}.")
     return Drawn(name, title, caption, data=data, fig=P.finish(fig))
 
 

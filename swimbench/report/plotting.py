@@ -10,7 +10,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter, FuncFormatter, NullLocator, ScalarFormatter
+from matplotlib.ticker import (EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator,
+                               ScalarFormatter)
 
 from .. import designs
 from ..sweeps.spec import COMPARATOR
@@ -82,14 +83,15 @@ FLOOR_STYLE = {"ls": (0, (7, 3)), "lw": 1.0, "alpha": 0.8}
 FLOOR_LABEL = "floor (thin dashes, in each design's colour)"
 
 
-def floors(ax, df: pd.DataFrame, x: str, y: str) -> None:
-    """Each (variant, top_k)'s floor `y` against `x` where rows have one; one legend entry for all."""
+def floors(ax, df: pd.DataFrame, x: str, y: str, legend: str = FLOOR_LABEL) -> None:
+    """Each (variant, top_k)'s floor `y` against `x` where rows have one (or its roofline: the rate at
+    its floor); one legend entry for all."""
     known = df[df[y].notna()]
     for (variant, _), g in known.groupby(["variant", "top_k"], sort=False):
         g = g.sort_values(x)
         ax.plot(g[x], g[y], color=color(variant), **FLOOR_STYLE)
     if not known.empty:
-        ax.plot([], [], color="grey", label=FLOOR_LABEL, **FLOOR_STYLE)     # the legend's entry
+        ax.plot([], [], color="grey", label=legend, **FLOOR_STYLE)     # the legend's entry
 
 
 def references(ax, df: pd.DataFrame, y: str, lo: Optional[str] = None, hi: Optional[str] = None,
@@ -116,12 +118,41 @@ def pow2_axis(ax, values, axis_label: str) -> None:
     ax.set_xlabel(axis_label)
 
 
+# Labelled ticks of a log axis, coarsest first: decades, then 1-2-5, 1-2-3-5 and every integer times a
+# power of ten, the first that labels the axis at least twice (an axis spanning less than a decade has
+# one decade tick or none).
+LOG_SUBS = ((1.0,), (1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 5.0), tuple(float(i) for i in range(1, 10)))
+MIN_LABELS = 2
+
+
+class LogTicks(MaxNLocator):
+    """The major ticks of a log axis, at least MIN_LABELS of them in the view: the coarsest of LOG_SUBS
+    that gives them, else evenly spaced round values (an axis spanning less than 1.1 times)."""
+
+    def __call__(self):
+        lo, hi = self.axis.get_view_interval()
+        return self.tick_values(lo, hi)
+
+    def tick_values(self, vmin, vmax):
+        lo, hi = sorted((float(vmin), float(vmax)))
+        if not (hi > 0 and math.isfinite(hi)):
+            return np.array([])
+        lo = lo if lo > 0 else hi / 1e3
+        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        for subs in LOG_SUBS:
+            ticks = [m * 10.0 ** e for e in decades for m in subs]
+            ticks = [t for t in ticks if lo <= t <= hi]
+            if len(ticks) >= MIN_LABELS:
+                return np.array(ticks)
+        return np.array([t for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi and t > 0])
+
+
 def y_axis(ax, values, unit: Optional[str] = None, log: Optional[bool] = None, span: float = 5.0) -> None:
     """Scale and tick labels of a y axis. Log where asked, or by default where the values span more
     than `span` times (so that one variant far above the others does not flatten them, and ratios
     read as equal distances). `unit` labels ticks with SI prefixes (2 M tok/s); else plain numbers.
-    On a log axis minor ticks get labels (2, 3, 5 times a power of ten) only when the axis spans less
-    than about a decade and a half, where major ticks alone may be one or none."""
+    A log axis is labelled at least twice however narrow its range (LogTicks); its minor ticks, at
+    every integer times a power of ten, are unlabelled."""
     fmt = EngFormatter(unit=unit, sep=" ") if unit else FuncFormatter(lambda v, _: f"{v:g}")
     if log is None:
         v = pd.Series(values, dtype=float).dropna()
@@ -132,14 +163,10 @@ def y_axis(ax, values, unit: Optional[str] = None, log: Optional[bool] = None, s
             ax.yaxis.set_major_formatter(fmt)
         return
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogTicks())
     ax.yaxis.set_major_formatter(fmt)
-
-    def minor(v, pos):
-        lo, hi = ax.get_ylim()
-        mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
-        return fmt(v, pos) if hi / lo < 30 and mantissa in (2, 3, 5) else ""
-    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
-    ax.tick_params(axis="y", which="minor", labelsize=8)
+    ax.yaxis.set_minor_locator(LogLocator(subs=tuple(range(1, 10))))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def finish(fig: Figure) -> Figure:
@@ -166,6 +193,11 @@ def provenance(run) -> str:
     dtypes = ", ".join(sorted({str(d) for d in run.rows.get("dtype", pd.Series(dtype=object)).dropna()})) \
         or "dtype unknown"
     return f"{run.machine} · {dtypes} · commit {commit} · run {run.name}"
+
+
+def provenances(runs: dict) -> str:
+    """The provenance of each of several runs drawn in one figure, a line each: {"A": run, ...}."""
+    return "\n".join(f"{name}: {provenance(run)}" for name, run in runs.items())
 
 
 def stamp(fig: Figure, text: str) -> Figure:

@@ -31,6 +31,15 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
     return runs
 
 
+def comparison_figure(a: Run, b: Run, frame):
+    """The figure of B against A, with both runs' provenance at its foot (the single-run figures'
+    footer, a line per run); None when they share no charted configuration."""
+    fig = compare.figure(frame, a.name, b.name)
+    if fig is not None:
+        plotting.stamp(fig, plotting.provenances({"A": a, "B": b}))
+    return fig
+
+
 def render(runs: Sequence[Run], out: Path, peak_tflops: Optional[float] = None,
            peak_gbps: Optional[float] = None, alpha: float = compare.ALPHA) -> Report:
     out = Path(out)
@@ -55,7 +64,7 @@ def render(runs: Sequence[Run], out: Path, peak_tflops: Optional[float] = None,
     for b in runs[1:]:
         a = runs[0]
         frame = compare.comparison(a, b, alpha)
-        fig = compare.figure(frame, a.name, b.name)
+        fig = comparison_figure(a, b, frame)
         png = None
         if fig is not None:
             files = plotting.save(fig, out, f"compare-{b.name}-vs-{a.name}")

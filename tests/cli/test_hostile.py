@@ -789,3 +789,91 @@ def test_a_run_records_the_switches_that_change_what_it_times(tmp_path, monkeypa
     (run,) = tmp_path.iterdir()
     env = json.loads((run / "metadata.json").read_text())["environment"]["env_vars"]
     assert env["SWIMBENCH_KERNELS"] == "reference" and env["SWIMBENCH_INJECT_SLOWDOWN"] == "swimba:0.05"
+
+
+# === a newcomer's first hour on a CPU: long runs said before they start, help that shows defaults ========
+# (the start-up without torch: tests/cli/test_startup.py; the estimates' scaling: tests/measure/test_estimate.py)
+LONG_ON_A_CPU = {
+    "latency": (["latency", "--device", "cpu", "--profile", "default"], "swimbench.cli.latency._run",
+                "--profile cpu"),
+    "generate": (["generate", "--device", "cpu", "--preset", "1.4b"], "swimbench.cli.generate._run",
+                 "--preset tiny"),
+    "ep": (["ep", "--device", "cpu"], "swimbench.results.ep.create", "swimbench ep --device cpu --d-model"),
+}
+
+
+class _WorkStarted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("command", list(LONG_ON_A_CPU))
+def test_a_run_too_long_for_the_cpu_says_so_in_one_line_before_any_work(command, tmp_path, capsys, monkeypatch):
+    args, work, smaller = LONG_ON_A_CPU[command]
+    said = []
+
+    def started(*a, **k):                   # the first step of the work: what stderr held by then
+        said.append(capsys.readouterr().err)
+        raise SystemExit(99)
+    monkeypatch.setattr(work, started)
+    code, _, _ = cli([*args, "--out", tmp_path / "runs"], capsys)
+    assert code == 99 and len(said) == 1, said
+    warned = [line for line in said[0].splitlines() if line.startswith("warning: this run is estimated")]
+    assert len(warned) == 1 and "on the CPU" in warned[0] and smaller in warned[0], said[0]
+    minutes = float(warned[0].split("estimated to take ")[1].split()[0])
+    unit = warned[0].split("estimated to take ")[1].split()[1]
+    assert (unit == "min" and minutes > 10) or unit == "h", warned[0]
+
+
+@pytest.mark.parametrize("command", ["latency", "generate"])
+def test_the_cpu_sized_run_it_names_is_short(command, capsys, tmp_path):
+    from swimbench.cli.long_runs import LONG_S
+    args = {"latency": ["latency", "--device", "cpu", "--profile", "cpu"],
+            "generate": ["generate", "--device", "cpu", "--preset", "tiny"]}[command]
+    code, out, err = cli([*args, "--dry-run", "--format", "json", "--out", tmp_path], capsys)
+    assert code == 0, err
+    assert 0 < json.loads(out)["estimate_s"] < LONG_S["cpu"] and "warning" not in err
+
+
+def test_the_cpu_sized_ep_run_it_names_is_short():
+    from swimbench.cli.long_runs import LONG_S
+    from swimbench.measure import expert_parallel as epm
+    from swimbench.measure.estimate import ep_s
+    vs, Es = ("moe_mamba", "rom", "swimba"), (4, 8)
+    points = epm.points(vs, Es, (1,), (32,), (1,), ("expert", "replicated"))
+    sweep = Sweep(d_model=64, dtype="fp32", variants=vs, experts=Es, top_k=(1,), seq=(32,), batch=(1,),
+                  comparator="off")
+    assert 0 < ep_s(sweep, points, 3 + 3, "cpu") < LONG_S["cpu"]        # --reps 3 after 3 warm-up calls
+
+
+def _dry_estimate(capsys, tmp_path, *flags) -> float:
+    code, out, err = cli(["generate", "--device", "cpu", "-v", "dense,rom", "-E", "3", "-k", "1", *flags,
+                          "--dry-run", "--format", "json", "--out", tmp_path], capsys)
+    assert code == 0, err
+    return json.loads(out)["estimate_s"]
+
+
+def test_generate_dry_run_estimate_scales_with_the_size_it_is_given(capsys, tmp_path):
+    """The estimate was the same whatever the size (and 30x short at -n 5000): it grows with each."""
+    rng = rng_for("hostile-generate-estimate")
+    prompt, batch, new = int(rng.integers(20, 90)), int(rng.integers(1, 4)), int(rng.integers(300, 700))
+    base = ["--prompt", str(prompt), "--batch", str(batch), "-n", str(new)]
+    at = _dry_estimate(capsys, tmp_path, "--preset", "tiny", *base)
+    assert _dry_estimate(capsys, tmp_path, "--preset", "130m", *base) > at
+    assert _dry_estimate(capsys, tmp_path, "--preset", "tiny", *base[:2], "--batch", str(batch * 7),
+                         "-n", str(new)) > at
+    assert _dry_estimate(capsys, tmp_path, "--preset", "tiny", "--prompt", str(prompt * 9), *base[2:]) > at
+    assert _dry_estimate(capsys, tmp_path, "--preset", "tiny", *base[:4], "-n", str(new * 10)) > 5 * at
+
+
+@pytest.mark.parametrize("command", ["generate", "ep"])
+def test_generate_and_ep_help_show_defaults_and_examples(command, capsys):
+    code, out, _ = cli([command, "--help"], capsys)
+    text = " ".join(out.replace("│", " ").split())
+    assert code == 0 and "Examples:" in text and f"swimbench {command} " in text.split("Examples:")[1]
+    if command == "generate":
+        from swimbench.sweeps.spec import GENERATE_OPTIONS
+        shown = {o for o in GENERATE_OPTIONS if f"--{o.replace('_', '-')}" in text}
+        assert shown and text.count("[default:") >= len(GENERATE_OPTIONS)
+        assert "1.4b; without a GPU: tiny" in text and "2048; without a GPU: 24" in text
+    else:
+        assert "[default: 2048]" in text and "[default: 8,64]" in text
