@@ -16,9 +16,15 @@ exec > >(tee "$OUT/gpu-suite.log") 2>&1
 python3 -c "import torch, triton; from swimbench import mamba_ref
 print('torch', torch.__version__, 'triton', triton.__version__, 'mamba-ssm', mamba_ref.version(),
       'CUDA extension', mamba_ref.has_cuda_scan())"
+# pytest-xdist (in the GPU image): WORKERS processes share the GPU, one test file each at a time, so that
+# Triton's compilation on a fresh machine runs on several cores; WORKERS=0 runs everything in one process
+workers=()
+if [ "${WORKERS:-4}" != 0 ] && python3 -c "import xdist" 2>/dev/null; then
+    workers=(-n "${WORKERS:-4}" --dist loadfile)
+fi
 t0=$(date +%s)
 timeout -s INT -k 30 "${SUITE_S:-540}" python3 -m pytest tests/gpu -q -p no:cacheprovider --durations=15 \
-    --junitxml="$OUT/gpu-suite.xml" "$@" > "$OUT/pytest.txt" 2>&1
+    ${workers[@]+"${workers[@]}"} --junitxml="$OUT/gpu-suite.xml" "$@" > "$OUT/pytest.txt" 2>&1
 rc=$?
 cat "$OUT/pytest.txt"
 summary=$(grep -E " in [0-9.]+s" "$OUT/pytest.txt" | tail -1)

@@ -19,8 +19,10 @@ import torch
 
 GPU_SUITE = Path(__file__).resolve().parent / "gpu"
 
-# Fresh random inputs on every run; SWIMBENCH_SEED=<printed seed> reproduces a failing run.
+# Fresh random inputs on every run; SWIMBENCH_SEED=<printed seed> reproduces a failing run. Exported, so
+# that pytest-xdist's workers (tests/gpu runs under it on the GPU machine) draw the run's inputs too.
 SEED = int(os.environ.get("SWIMBENCH_SEED") or int.from_bytes(os.urandom(3), "little"))
+os.environ["SWIMBENCH_SEED"] = str(SEED)
 
 
 def compiled_kernels(config) -> bool:

@@ -12,15 +12,20 @@ DEV = "cuda"
 PRESET = "130m"
 
 
+@pytest.fixture
+def no_tf32():
+    """fp32 means fp32 on both sides: no TF32 in cuBLAS or in cuDNN's convolutions (mamba-ssm's conv is
+    nn.Conv1d where the causal-conv1d package is absent)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 @pytest.mark.parametrize("dtype, tokens_must_match", [(torch.float32, True), (torch.bfloat16, False)],
                          ids=["fp32", "bf16"])
-def test_dense_model_matches_mamba_lm_head_model(mamba_cuda, monkeypatch, record_property, dtype,
-                                                  tokens_must_match):
+def test_dense_model_matches_mamba_lm_head_model(mamba_cuda, no_tf32, record_property, dtype, tokens_must_match):
     from swimbench.models import equivalence, presets
-    # fp32 means fp32 on both sides: no TF32 in cuBLAS or in cuDNN's convolutions (mamba-ssm's conv is
-    # nn.Conv1d where the causal-conv1d package is absent)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     p = presets.get(PRESET)
     theirs, ours = equivalence.mamba_pair(p.d_model, p.n_layer, p.vocab_size, device=DEV, dtype=dtype,
                                           reference=False, seed=int(torch.randint(0, 2**31, ())))
