@@ -3,8 +3,9 @@
 # device wheels in .whl/; logs and run directories under $OUT.
 #
 # Default, one H200 (NCCL at world size 1; about 3 minutes):
-#   1. scripts/gpu_distributed_check.py under torchrun: the expert-parallel layers equal the
-#      single-process layers (bf16, E = 8, 13, 64, capacity drops), NCCL all_to_all_single with one rank;
+#   1. tests/gpu/test_distributed.py as the ranks of torchrun: the expert-parallel layers equal the
+#      single-process layers (fp32 and bf16, E = 8, 13, 64, capacity drops), NCCL all_to_all_single with
+#      one rank (the GPU suite runs the same tests in its own process, a group of one rank);
 #   2. `swimbench latency --gpus 1`: a small sweep through the launcher (torchrun, one rank): rows carry
 #      rank, world_size and device_index; metadata carries every GPU and `nvidia-smi topo -m`;
 #   3. `swimbench ep --gpus 1`: MoE-Mamba, RoM and Swimba at E = 8 and 64, experts "sharded" over one
@@ -30,9 +31,9 @@ nvidia-smi topo -m
 env | grep -E '^(NCCL_NVLS_ENABLE|TORCH_SYMM_MEM_DISABLE_MULTICAST|NVSHMEM_DISABLE_NVLS)='
 status=0
 step() { echo; echo "=== $1 ($(date -u +%H:%M:%S))"; }
-check() {   # check N: the layer check as N ranks
-  timeout 300 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node "$1" --master-addr 127.0.0.1 \
-    --master-port $((29500 + $1)) scripts/gpu_distributed_check.py || status=1
+check() {   # check N: the layer tests as N ranks, each rank a pytest process
+  timeout -s INT 300 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node "$1" --master-addr 127.0.0.1 \
+    --master-port $((29500 + $1)) -m pytest tests/gpu/test_distributed.py -q -p no:cacheprovider || status=1
 }
 
 step "1. expert-parallel layers against single-process layers, NCCL, 1 rank"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Whole-model generation (issue 13) in one device call on one H200, about 6-8 minutes:
-#   1. our dense model against mamba-ssm's MambaLMHeadModel with the same weights (130m size, fp32 and
-#      bf16, 64 greedy steps, logits tolerance), and our graph-replayed generation against our eager one;
+#   1. tests/gpu/test_generate.py: our dense model against mamba-ssm's MambaLMHeadModel with the same
+#      weights (130m size, fp32 and bf16, 64 greedy steps, logits tolerance), and our graph-replayed
+#      generation against our eager one;
 #   2. swimbench generate --preset 1.4b, default designs (dense, swimba, separated, moe_mamba, rom at
 #      E = 8, k = 1, 2, and the mamba_ssm rows), prompt 2048, 256 new tokens, batch 1 and 16, bf16;
 #   3. swimbench report on the run; the goals table last.
@@ -13,9 +14,9 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 . scripts/device_env.sh || exit 1
-echo "== equivalence: our dense model vs MambaLMHeadModel (GPU)"
+echo "== equivalence: our dense model vs MambaLMHeadModel (GPU), tests/gpu/test_generate.py"
 t0=$(date +%s)
-timeout ${CHECK_S:-150} python3 scripts/gpu_generate.py check
+timeout -s INT ${CHECK_S:-150} python3 -m pytest tests/gpu/test_generate.py -q -p no:cacheprovider
 check=$?
 echo "exit $check wall $(( $(date +%s) - t0 )) s"
 ARGS=${GENERATE_ARGS:---preset 1.4b --prompt 2048 --new-tokens 256 --batch 1,16 -E 8 -k 1,2 --budget 1 --min-reps 2 --warmup 1}

@@ -4,9 +4,9 @@
 # short by the device's limit still brings back what it did). Run from the repository root on the
 # lent H200 with the device wheels in .whl/ (carry it; part B also needs the mamba-ssm wheel there):
 #
-#   OUT=$OUT bash scripts/gpu_outstanding.sh A   # ~8 min: issue 11's router fix and fp16 fallback
-#                                                # (gpu_decode.py checks), issue 14's option matrix
-#                                                # (gpu_matrix.py), issue 11's 17 missing b128 rows
+#   OUT=$OUT bash scripts/gpu_outstanding.sh A   # ~8 min: the GPU suite (tests/gpu: issue 11's router
+#                                                # fix and fp16 fallback, issue 14's option matrix, every
+#                                                # check above), issue 11's 17 missing b128 rows
 #                                                # (latency --resume of the committed decode run)
 #   OUT=$OUT bash scripts/gpu_outstanding.sh B   # ~7 min: issue 13's generate run (gpu_generate.sh)
 #   OUT=$OUT bash scripts/gpu_outstanding.sh C   # ~6 min: issue 14's gate reruns and the 10% slowdown
@@ -33,8 +33,8 @@ step() {            # step NAME SECONDS CMD...: the command's output in $OUT/NAM
 
 case $PART in
 A)
-    step decode-checks 150 python3 scripts/gpu_decode.py checks
-    step matrix 150 python3 scripts/gpu_matrix.py
+    OUT="$OUT/suite" SUITE_S=320 bash scripts/gpu_suite.sh > /dev/null 2>&1      # its log: suite/gpu-suite.log
+    echo "suite: exit $?" | tee -a "$OUT/steps.txt"; tail -2 "$OUT/suite/gpu-suite.log"
     RUN=reports/h200-2026-12-02-decode
     step decode-resume 200 python3 -m swimbench latency --resume "$RUN"
     mkdir -p "$OUT/run" && cp -r "$RUN" "$OUT/run/"          # the run with its new rows comes back

@@ -92,7 +92,7 @@ def _sm_count(device: torch.device) -> int:
 def config(slots: int, experts: int, K: int, N: int, device: torch.device) -> dict:
     """Tile sizes and the K split: enough (expert, column block, split) programs with work to keep the
     memory system busy (two per multiprocessor), each split at least four K tiles long."""
-    # from `scripts/gpu_decode.py tune` on the H200 (docs/performance.md, issue 11)
+    # from a tuning sweep on the H200 (docs/performance.md, issue 11, "Tuning")
     BS = max(16, triton.next_power_of_2(slots))
     BN = 32 if N < 1024 else 64 if N >= 4096 else 128
     BK = 128 if K >= 2048 and N <= 4096 else 64

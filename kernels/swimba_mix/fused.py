@@ -75,7 +75,7 @@ def swimba_mix_fused(dt: Tensor, B: Tensor, C: Tensor, pos: Tensor, gates: Tenso
     # delta, B and C are rounded once to dt's dtype, as a dense layer's are (dt_proj's and x_proj's outputs).
     # In fp32, delta would cost the mixing kernel half its bytes again and both passes of a chunked scan
     # 2 more bytes a channel (H200: k = 2 mix-then-scan 1.29x the dense scan with fp32 delta); fp32 B and C
-    # cost the scan its 32-bit pair loads of 16-bit B and C (scripts/gpu_scan_probe.py).
+    # cost the scan its 32-bit pair loads of 16-bit B and C (H200: 1.07-1.11x slower, docs/performance.md).
     delta = torch.empty(T, d, device=dt.device, dtype=dt.dtype)
     bc = torch.empty(T, 2, n, device=dt.device, dtype=dt.dtype)
     if T == 0:

@@ -1,6 +1,6 @@
 """Kernel-level benchmark and checks of the scan and state-update ops, beside mamba-ssm's kernels.
 
-Used by `swimbench kernels` and scripts/gpu_kernels.py. For each case it reports the median time,
+Used by `swimbench kernels` and the GPU suite (tests/gpu/test_kernels.py). For each case it reports the median time,
 state updates per second (one state update = one token advancing one sequence's whole SSM state,
 so b*l per scan and b per decode step), the fewest bytes the op must move (every input read once,
 every output written once; a decode step reads and writes its state) and that over the measured

@@ -1,5 +1,5 @@
 """Our dense language model against mamba-ssm's MambaLMHeadModel with the same weights: the same greedy
-tokens, and logits within a tolerance at every step (tests/models on the CPU; scripts/gpu_generate.py on
+tokens, and logits within a tolerance at every step (tests/models on the CPU; tests/gpu/test_generate.py on
 the GPU).
 
 mamba-ssm is driven as its decode() drives it with cg=False: the model's forward over the prompt with

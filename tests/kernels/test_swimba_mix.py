@@ -69,7 +69,7 @@ def test_swimba_scan_equals_hand_mixed_dense_scan(poisoned, mode, dtype, b, l, d
         # The mixed delta, B and C are rounded once to dt's dtype (test_mix_matches_reference bounds that
         # rounding); Triton's interpreter rounds fp32 -> bf16 toward zero, not to nearest as the GPU does, so
         # the scan is checked here on the mixing kernel's own outputs, and the end-to-end error on the GPU
-        # (scripts/gpu_prefill.py, against this fp32 hand-mixed reference).
+        # (tests/gpu/test_kernels.py, against this fp32 hand-mixed reference).
         T = b * l
         delta, bc = swimba_mix_fused(x["dt"].reshape(T * k, d), x["B"].reshape(T * k, n), x["C"].reshape(T * k, n),
                                      torch.arange(T * k, dtype=torch.int32).view(T, k), x["gates"].reshape(T, k),

@@ -1,11 +1,9 @@
 """Kernels per call: which graph nodes count, an unknown count, the point measurer's columns, and the
 columns through the run directory, rows written before them included. The count on a GPU is checked
-there (scripts/gpu_decode.py and the skipped test below)."""
+there, beside torch.profiler's: tests/gpu/test_kernel_count.py."""
 from types import SimpleNamespace
 
 import pandas as pd
-import pytest
-import torch
 
 from swimbench.measure import kernel_count, point
 from swimbench.measure.point import PointMeasurer
@@ -109,17 +107,3 @@ def test_kernel_columns_round_trip_and_older_rows_read_empty(tmp_path):
     again = pd.read_csv(old.path / old.RESULTS, dtype=str, keep_default_na=False)
     assert list(again.columns) == COLUMNS and (again[list(KERNEL_COLUMNS)] == "").all().all()
 
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_on_a_gpu_a_known_number_of_kernels_is_counted():
-    from swimbench.measure.graphs import capture
-    x = torch.randn(256, 256, device="cuda")
-    n = int(rng_for("kernels-on-gpu").integers(2, 20))
-
-    def call():
-        y = x
-        for _ in range(n):
-            y = y * 1.0001                      # one elementwise kernel each
-        y.zero_()                               # a fill kernel: counted, it is a kernel, not a memset
-        x.clone()                               # a device copy: not counted
-    assert capture(call).kernels == n + 1
