@@ -78,6 +78,16 @@ def split_strs(values, flag: Optional[str] = None) -> list[str]:
     return out
 
 
+def repeats_note(flag: str, values) -> Optional[str]:
+    """The note a command prints (once its input is valid) when a list flag names a value twice: the
+    value is measured or counted once (swimbench.sweeps.spec.distinct)."""
+    from ..sweeps.spec import repeated
+    twice = repeated(values)
+    if not twice:
+        return None
+    return f"{flag} {','.join(map(str, twice))} given more than once: kept once"
+
+
 # --- outputs: checked before any work starts, written so that a failure leaves no partial file ------
 def _unwritable(directory: Path) -> Optional[str]:
     """Why files cannot be created in `directory` (made if missing), or None: by trying, since

@@ -251,13 +251,14 @@ def test_profile_paths_that_are_not_profiles(path, words, capsys, tmp_path):
     one_line(code, err, 2, "--profile", *words)
 
 
-def test_an_empty_profile_says_it_is_the_gpu_sweep_and_its_time(tmp_path, capsys):
+@pytest.mark.parametrize("content", ["", "# nothing yet\n", 'description = "mine"\n', "[model]\n[sweep]\n"])
+def test_a_profile_that_sets_nothing_is_refused(content, tmp_path, capsys):
+    """It was the built-in GPU sweep (D=2048, seq 2048), on a CPU too, where it runs for hours."""
     prof = tmp_path / "empty.toml"
-    prof.write_text("")
+    prof.write_text(content)
     code, out, err = cli(["latency", "--device", "cpu", "--profile", prof, "--dry-run"], capsys)
-    assert code == 0
-    assert "warning" in err and "d_model 2048" in err       # the GPU sweep on a CPU: said before it runs
-    assert "d_model = 2048" in out and "sets nothing" in out
+    one_line(code, err, 2, "--profile", str(prof), "sets nothing")
+    assert out == ""
 
 
 # --- 2. damaged run directories: latency --resume, report and gate alike ----------------------------
