@@ -48,12 +48,18 @@ def finite(flag: str, value: float, lo: float, hi: float) -> float:
     return value
 
 
+# A file name holds at most 255 bytes (NAME_MAX); a run directory's is <YYYYmmdd-HHMMSS>-<name>[-N]
+MAX_RUN_NAME = 255 - len("20260101-000000-") - len("-999")
+
+
 def run_name(flag: str, name: Optional[str]) -> Optional[str]:
     """The suffix of a new run directory's name (None: the command's default): one path component,
-    printable, so that it can neither escape --out nor break the shell lines that quote it."""
+    printable, so that it can neither escape --out nor break the shell lines that quote it, and short
+    enough for a file name once the timestamp is put before it."""
     if name is not None and (not name.strip() or name in (".", "..") or any(c in name for c in "/\\")
-                             or not name.isprintable()):
-        raise bad(flag, name, "a non-empty name without slashes or control characters")
+                             or not name.isprintable() or len(name.encode()) > MAX_RUN_NAME):
+        raise bad(flag, name if len(name) <= 40 else name[:37] + "...",
+                  f"a non-empty name without slashes or control characters, at most {MAX_RUN_NAME} bytes")
     return name
 
 

@@ -335,6 +335,10 @@ def _run(dev, sweep, settings, points, run, meta, out, name, notes, fmt, held) -
             outcome = run_sweep(points, measurer, record, done, on_start=lambda p: rearm(), on_end=on_end)
     except KeyboardInterrupt:
         pass
+    except OSError as e:                 # the disk failed mid-run: said in metadata.json where it can be
+        from .rundirs import close_failed
+        close_failed(run, meta, e, started)
+        raise
     finally:
         torch.set_num_threads(threads)
         if sampler is not None:

@@ -289,6 +289,12 @@ def latency(
             sweep, settings, prof = _profiled(profile, cuda, over)
             run = meta = None
         notes: list[str] = list(repeats)
+        if resume is None:                  # a profile's lists are kept once as the flags' are
+            from .errors import repeats_note
+            where = prof.get("path") or prof.get("name")
+            notes += [n for sec, body in (prof.get("content") or {}).items() if isinstance(body, dict)
+                      for key, v in body.items() if isinstance(v, list)
+                      for n in [repeats_note(f"profile {where} [{sec}] {key}", v)] if n]
         _check_combination(sweep, over, notes, prof)
         settings = _on_device(sweep, settings, cuda, notes)
         with_comparator, why = _comparator(sweep.comparator, cuda, over.get("comparator", (None,))[0])
@@ -538,6 +544,11 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
                                 repeats=settings.repeats, combine=combine_repeats)
     except KeyboardInterrupt:
         pass
+    except OSError as e:                 # the disk failed mid-run: said in metadata.json where it can be
+        if lead:
+            from .rundirs import close_failed
+            close_failed(run, meta, e, started)
+        raise
     finally:
         if sampler is not None:
             sampler.stop()
