@@ -125,6 +125,8 @@ def writable_file(flag: str, path: Path) -> Path:
         raise bad(flag, str(path), "a file name (this is a directory)")
     if path.exists() and not path.is_file():
         raise bad(flag, str(path), "a regular file (this is a device, pipe or socket)")
+    if (path.parent / "metadata.json").is_file():        # it would replace or mix with a run's own files
+        raise bad(flag, str(path), "a file outside run directories (this one's files are the run's)")
     why = _unwritable(path.parent)
     if why is not None:
         raise bad(flag, str(path), f"a file in a directory this process can write ({why})")

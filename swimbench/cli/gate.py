@@ -180,6 +180,8 @@ def _verdicts(console, path, kind, data, results, thresholds, alpha, skipped=fro
                 rows = flop_gate.recount(base.request)
             label = "the current code's FLOP counts"
         now, metrics = flop_gate.flop_rows(rows), tuple(m for m in FLOPS if m.name not in skipped)
+    if skipped and not any(m.name in r.values for m in metrics for r in base.rows.values()):
+        raise bad("--skip", ",".join(sorted(skipped)), f"fewer metrics: nothing of baseline {path} is left to gate")
     verdicts = compare(base.rows, now, metrics, thresholds, alpha, base.within_run_evidence)
     if kind == "run" and data.missing:      # planned and not measured: an interrupted run fails
         planned = set(data.missing)
@@ -269,6 +271,8 @@ def _update(console, path: Path, kind, data, results, skipped=frozenset(), force
     ok = sum(r["status"] == "ok" for r in doc["rows"].values())
     if doc["kind"] == "latency" and ok == 0:
         raise UsageError(f"RESULTS: {results} has no measured configuration: a baseline of it would gate nothing")
+    if skipped and not any(r["metrics"] for r in doc["rows"].values()):
+        raise bad("--skip", ",".join(sorted(skipped)), "fewer metrics: a baseline without any would gate nothing")
     clash = replacing(path, doc)
     if clash is not None and not force:
         what, why = clash

@@ -95,6 +95,9 @@ def load(path: Path) -> Baseline:
                 raise ValueError(f"device {doc['device']!r} and gpu {doc.get('gpu')!r} are not the names of "
                                  f"where it was measured")
             rows = with_ratios(with_scaled(rows, GATED), GATED)
+            skipped = set((doc.get("source") or {}).get("skipped") or ())
+            for r in rows.values():             # kept only to derive a ratio: not gated
+                r.values = {n: e for n, e in r.values.items() if n not in skipped}
             return Baseline(path, "latency", rows, doc["device"], doc.get("gpu"), source=doc.get("source"))
         if doc["kind"] == "flops":
             return Baseline(path, "flops", rows, request=doc["request"], source=doc.get("source"))
@@ -171,8 +174,11 @@ def latency_doc(run, skipped: Iterable[str] = ()) -> dict:
     rng = np.random.default_rng(0)
     skipped = sorted(skipped)
     rows = run_rows(run, GATED)                   # all of them: a ratio needs its time
+    # a skipped time stays in the file where a ratio that is not skipped is derived from it on loading
+    # (`load` leaves it out of the gate, by the names recorded in source.skipped)
+    needed = {m.of for m in GATED if m.kind == "ratio" and m.name not in skipped}
     for r in rows.values():
-        r.values = {n: e for n, e in r.values.items() if n not in skipped}
+        r.values = {n: e for n, e in r.values.items() if n not in skipped or n in needed}
     env = run.env
     return {"swimbench_baseline": SCHEMA, "kind": "latency", "created": _now(),
             "source": {"run": str(run.path), "command": env.get("command"), "git": env.get("git"),

@@ -1083,3 +1083,42 @@ def test_an_expert_parallel_row_twice_is_a_damaged_run(tmp_path, capsys):
     code, _, err = cli(["report", run], capsys)
     one_line(code, err, 2, "ep.csv", f"lines {i + 1} and {len(lines) + 1}")
     assert unchanged(before, tmp_path)
+
+
+def test_a_time_skipped_at_update_still_gives_its_ratio_and_skipping_everything_is_refused(tmp_path, capsys):
+    """`--update --skip prefill_ms` (absolute times not comparable between machines) silently dropped
+    prefill_ms/dense too, which is derived from it on loading; skipping every metric wrote a baseline
+    that later "shared no comparable configuration" (exit 3)."""
+    from swimbench.gate.metrics import FLOPS, GATED
+    rng = rng_for("hostile-skip")
+    gpu = "NVIDIA H100 80GB HBM3"
+    base, slow = (_run_of(tmp_path, n, gpu=gpu, draw=lognormal(rng, n=20, slow=s))
+                  for n, s in (("base", None), ("slow", {"swimba": 1.3})))
+    path = tmp_path / "b.json"
+    assert cli(["gate", base, "--baseline", path, "--update", "--skip", "prefill_ms"], capsys)[0] == 0
+    code, out, err = cli(["gate", slow, "--baseline", path, "--format", "json"], capsys)
+    assert code == 1, err
+    failed = {v["metric"] for v in json.loads(out)["verdicts"] if v["verdict"] == "regressed"}
+    assert "prefill_ms/dense" in failed and "prefill_ms" not in failed
+    everything = [a for m in (*GATED, *FLOPS) for a in ("--skip", m.name)]
+    code, _, err = cli(["gate", base, "--baseline", tmp_path / "none.json", "--update", *everything], capsys)
+    one_line(code, err, 2, "--skip", "gate nothing")
+    assert not (tmp_path / "none.json").exists()
+    code, _, err = cli(["gate", slow, "--baseline", path, *everything], capsys)
+    one_line(code, err, 2, "--skip", str(path))
+
+
+def test_update_does_not_write_a_baseline_into_a_run_directory(cpu_run, capsys):
+    """`--baseline RUN/results.csv --update` replaced the run's own results with a baseline."""
+    before = snapshot(cpu_run)
+    for name in ("results.csv", "b.json"):
+        code, _, err = cli(["gate", cpu_run, "--baseline", cpu_run / name, "--update"], capsys)
+        one_line(code, err, 2, "--baseline", "run director")
+    assert unchanged(before, cpu_run)
+
+
+def test_flops_out_into_a_run_directory_is_refused(cpu_run, capsys):
+    before = snapshot(cpu_run)
+    code, out, err = cli(["flops", *SMALL_FLOPS, "--format", "csv", "--out", cpu_run / "results.csv"], capsys)
+    one_line(code, err, 2, "--out", "run director")
+    assert out == "" and unchanged(before, cpu_run)
