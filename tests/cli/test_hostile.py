@@ -1019,6 +1019,11 @@ def test_a_disk_that_fills_mid_run_names_the_file_and_closes_the_attempt_as_fail
     df = pd.read_csv(run / "results.csv")
     assert list(df["status"]) == ["ok"] and df["prefill_ms"].notna().all()
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()                                      # the disk has room again: --resume finishes it
+    code, _, err = cli(["latency", "--device", "cpu", "--resume", run], capsys)
+    assert code == 0, err
+    assert json.loads((run / "metadata.json").read_text())["status"] == "complete"
+    assert list(pd.read_csv(run / "results.csv")["status"]) == ["ok", "ok"]
 
 
 def _flops_json(tmp_path, capsys) -> Path:
