@@ -28,8 +28,13 @@ from .rundirs import EXIT_NOTHING
 MODES = ("expert", "replicated")
 
 
-def _list(flag: str, value, field: str) -> tuple:
-    got = tuple(dict.fromkeys(split_ints(flag, value)))    # a repeat is one row
+def _list(flag: str, value, field: str, notes: list) -> tuple:
+    from ..sweeps.spec import distinct
+    from .errors import repeats_note
+    given = split_ints(flag, value)
+    got = distinct(given)                   # a repeat is one row, with a note
+    if repeats_note(flag, given):
+        notes.append(repeats_note(flag, given))
     allowed = problem(field, got)
     if allowed is not None:
         raise bad(flag, ",".join(map(str, got)), allowed)
@@ -76,13 +81,17 @@ def ep(
 ):
     """Expert-parallel timing: time per token and communication share against GPUs, per design."""
     from ..layers.parallel import SUPPORTED
-    vs = tuple(dict.fromkeys(split_strs(variants, "--variants")))
+    from ..sweeps.spec import distinct
+    from .errors import repeats_note
+    notes: list[str] = [n for n in (repeats_note("--variants", split_strs(variants)),
+                                    repeats_note("--modes", split_strs(modes))) if n]
+    vs = distinct(split_strs(variants, "--variants"))
     for v in vs:
         if v not in SUPPORTED:
             raise bad("--variants", v, "routed designs: " + ", ".join(SUPPORTED))
-    Es, ks = _list("--experts", experts, "experts"), _list("--top-k", top_k, "top_k")
-    seqs, batches = _list("--seq", seq, "seq"), _list("--batch", batch, "batch")
-    ms = tuple(dict.fromkeys(split_strs(modes, "--modes")))
+    Es, ks = _list("--experts", experts, "experts", notes), _list("--top-k", top_k, "top_k", notes)
+    seqs, batches = _list("--seq", seq, "seq", notes), _list("--batch", batch, "batch", notes)
+    ms = distinct(split_strs(modes, "--modes"))
     for m in ms:
         if m not in MODES:
             raise bad("--modes", m, "expert and/or replicated")
@@ -98,6 +107,12 @@ def ep(
         raise bad("--experts", min(Es), "expert counts >= 2")
     if max(ks) > max(Es):
         raise bad("--top-k", max(ks), f"values at most the largest --experts ({max(Es)})")
+    from ..config import Reference
+    from ..flops.sizing import match_problem        # the sizes FLOP matching needs, before any work
+    allowed = match_problem(sorted({(v, E, k) for v in vs for E in Es for k in ks if k <= E}),
+                            Reference(d_model=d_model), routing=routing)
+    if allowed is not None:
+        raise bad("--d-model", d_model, allowed)
     if append is not None:
         from ..results import ep as ep_table
         if not ep_table.is_ep_run(append):
@@ -110,7 +125,7 @@ def ep(
     if append is None:
         writable_dir("--out", out)              # before any work (ranks under --gpus check it each)
     code = _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warmup, seed, dev, out, name,
-                append)
+                append, notes)
     if code:
         raise typer.Exit(code)
 
@@ -130,7 +145,7 @@ def _warn_if_long(vs, Es, ks, seqs, batches, ms, d_model, dtype, routing, calls:
 
 
 def _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warmup, seed, dev, out, name,
-         append) -> int:
+         append, notes=()) -> int:
     import torch
 
     from .. import distributed
@@ -150,6 +165,8 @@ def _run(ctx, vs, Es, ks, seqs, batches, d_model, dtype, routing, ms, reps, warm
     if dev.type == "cuda" and world.size == 1:
         torch.cuda.set_device(dev.index or 0)
     console = Console(stderr=True, quiet=not world.lead)
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
     if world.lead:
         _warn_if_long(vs, Es, ks, seqs, batches, ms, d_model, dtype, routing, reps + warmup, dev.type)
     threads = torch.get_num_threads()

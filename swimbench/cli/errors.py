@@ -48,12 +48,18 @@ def finite(flag: str, value: float, lo: float, hi: float) -> float:
     return value
 
 
+# A file name holds at most 255 bytes (NAME_MAX); a run directory's is <YYYYmmdd-HHMMSS>-<name>[-N]
+MAX_RUN_NAME = 255 - len("20260101-000000-") - len("-999")
+
+
 def run_name(flag: str, name: Optional[str]) -> Optional[str]:
     """The suffix of a new run directory's name (None: the command's default): one path component,
-    printable, so that it can neither escape --out nor break the shell lines that quote it."""
+    printable, so that it can neither escape --out nor break the shell lines that quote it, and short
+    enough for a file name once the timestamp is put before it."""
     if name is not None and (not name.strip() or name in (".", "..") or any(c in name for c in "/\\")
-                             or not name.isprintable()):
-        raise bad(flag, name, "a non-empty name without slashes or control characters")
+                             or not name.isprintable() or len(name.encode()) > MAX_RUN_NAME):
+        raise bad(flag, name if len(name) <= 40 else name[:37] + "...",
+                  f"a non-empty name without slashes or control characters, at most {MAX_RUN_NAME} bytes")
     return name
 
 
@@ -76,6 +82,16 @@ def split_strs(values, flag: Optional[str] = None) -> list[str]:
     if flag is not None and not out:
         raise bad(flag, ",".join(map(str, values)), "a non-empty list, e.g. 1,2,4")
     return out
+
+
+def repeats_note(flag: str, values) -> Optional[str]:
+    """The note a command prints (once its input is valid) when a list flag names a value twice: the
+    value is measured or counted once (swimbench.sweeps.spec.distinct)."""
+    from ..sweeps.spec import repeated
+    twice = repeated(values)
+    if not twice:
+        return None
+    return f"{flag} {','.join(map(str, twice))} given more than once: kept once"
 
 
 # --- outputs: checked before any work starts, written so that a failure leaves no partial file ------
@@ -109,6 +125,8 @@ def writable_file(flag: str, path: Path) -> Path:
         raise bad(flag, str(path), "a file name (this is a directory)")
     if path.exists() and not path.is_file():
         raise bad(flag, str(path), "a regular file (this is a device, pipe or socket)")
+    if (path.parent / "metadata.json").is_file():        # it would replace or mix with a run's own files
+        raise bad(flag, str(path), "a file outside run directories (this one's files are the run's)")
     why = _unwritable(path.parent)
     if why is not None:
         raise bad(flag, str(path), f"a file in a directory this process can write ({why})")

@@ -39,7 +39,7 @@ TABLE_COLUMNS = ["variant", "experts", "top_k", "d_inner", "params_total", "para
 
 
 def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
-           capacity_factor, ffn_mult) -> list[int]:
+           capacity_factor, ffn_mult, model=None) -> list[int]:
     """The flags' values, checked by the rules `latency` uses for the same settings (sweeps/spec.py);
     returns the expert counts that stay (those below --top-k are left out, as `latency` leaves them)."""
     for flag, field, value in (("--d-model", "d_model", d_model), ("--expand", "expand", expand),
@@ -64,7 +64,18 @@ def _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batc
     one_of("--format", [fmt], FORMATS)
     if align not in ALIGNS:
         raise bad("--align", align, "one of " + ", ".join(map(str, ALIGNS)))
-    return [E for E in experts if E >= top_k]
+    kept = [E for E in experts if E >= top_k]
+    from ..flops.sizing import match_problem      # the sizes matching needs, before any layer is counted
+    from ..sweeps.spec import MAX_D_MODEL
+    cases = [(v, E, min(top_k, E)) for v in variants if designs.get(v).experts for E in kept]
+    allowed = match_problem(cases, Reference(d_model, expand, d_state, d_conv), match, align, MAX_D_MODEL,
+                            capacity_factor=capacity_factor, ffn_mult=ffn_mult)
+    if allowed is not None and model is not None:       # the preset sets d_model: the experts are given
+        raise bad("--experts", ",".join(map(str, kept)), f"expert counts that --model {model}'s d_model "
+                                                          f"{d_model} can FLOP-match (it needs d_model {allowed})")
+    if allowed is not None:
+        raise bad("--d-model", d_model, allowed)
+    return kept
 
 
 @app.command()
@@ -94,8 +105,11 @@ def flops(
     """FLOPs per token of each design, FLOP-matched to the dense Mamba layer (or a whole model, --model)."""
     from ..flops.table import FlopsRequest, rows   # heavy imports only once the input is valid
 
-    experts = split_ints("--experts", experts)
-    variants = split_strs(variants, "--variants")
+    from ..sweeps.spec import distinct
+    from .errors import repeats_note
+    experts, variants = split_ints("--experts", experts), split_strs(variants, "--variants")
+    repeats = [n for n in (repeats_note("--experts", experts), repeats_note("--variants", variants)) if n]
+    experts, variants = list(distinct(experts)), list(distinct(variants))
     if model is not None:
         one_of("--model", [model], tuple(PRESETS))
         from .latency import _given
@@ -106,9 +120,11 @@ def flops(
                                  f"{PRESETS[model].d_model})")
         d_model = PRESETS[model].d_model
     kept = _check(d_model, expand, d_state, d_conv, experts, top_k, variants, seq, batch, match, fmt, align,
-                  capacity_factor, ffn_mult)
+                  capacity_factor, ffn_mult, model)
     if out is not None:
         writable_file("--out", out)
+    for note in repeats:
+        Console(stderr=True).print(f"note: {note}", highlight=False)
     if model is not None:
         _model_table(model, expand, d_state, d_conv, kept, top_k, variants, align, capacity_factor, ffn_mult,
                      fmt, out)

@@ -50,6 +50,8 @@ def _thresholds(items: list[str]) -> dict[str, float]:
             raise bad("--threshold", item, allowed) from None
         if name not in tunable or not 1 < ratio < math.inf:        # inf gates nothing: --skip says so
             raise bad("--threshold", item, allowed)
+        if out.get(name, ratio) != ratio:         # two limits for one metric: which one was meant?
+            raise bad("--threshold", item, f"one limit per metric ({name}={out[name]:g} is given too)")
         out[name] = ratio
     return out
 
@@ -82,6 +84,8 @@ def _results(path: Optional[Path]):
             raise UsageError(f"RESULTS: {path} is neither a run directory nor the JSON of "
                              f"`swimbench flops --format json` ({e})") from None
         return "flops", data
+    if path.exists():                       # a device, a pipe: neither a run nor a file of counts
+        raise UsageError(f"RESULTS: {path} is neither a run directory nor a regular file")
     raise UsageError(f"RESULTS: {path} does not exist")
 
 
@@ -115,6 +119,8 @@ def gate(
     alpha: float = typer.Option(0.01, help="Significance level of the rank test on the raw samples."),
     show: str = typer.Option("all", help="Rows of the table: all, or changes (all but ok)."),
     fmt: str = typer.Option("table", "--format", "-f", help="The verdict on stdout: table, or json for CI."),
+    force: bool = typer.Option(False, "--force", help="With --update: replace a baseline of another GPU, "
+                                                      "device or kind."),
 ):
     """Compare results with a baseline; exit 1 when something regressed.
 
@@ -132,8 +138,10 @@ def gate(
         writable_file("--baseline", baseline)
     kind, results_data = _results(results)
     console = Console(stderr=True)
+    if force and not update:
+        raise UsageError("--force only goes with --update (it lets --update replace a baseline of another GPU)")
     if update:
-        _update(console, baseline, kind, results_data, results, skipped)
+        _update(console, baseline, kind, results_data, results, skipped, force)
         return
     verdicts, label = _verdicts(console, baseline, kind, results_data, results, thresholds, alpha, skipped)
     code = _report(verdicts, label, show) if fmt == "table" else _json(verdicts, label)
@@ -172,7 +180,9 @@ def _verdicts(console, path, kind, data, results, thresholds, alpha, skipped=fro
                 rows = flop_gate.recount(base.request)
             label = "the current code's FLOP counts"
         now, metrics = flop_gate.flop_rows(rows), tuple(m for m in FLOPS if m.name not in skipped)
-    verdicts = compare(base.rows, now, metrics, thresholds, alpha)
+    if skipped and not any(m.name in r.values for m in metrics for r in base.rows.values()):
+        raise bad("--skip", ",".join(sorted(skipped)), f"fewer metrics: nothing of baseline {path} is left to gate")
+    verdicts = compare(base.rows, now, metrics, thresholds, alpha, base.within_run_evidence)
     if kind == "run" and data.missing:      # planned and not measured: an interrupted run fails
         planned = set(data.missing)
         verdicts = [replace(v, verdict="failed", evidence="planned in metadata.json, no row in results.csv")
@@ -236,9 +246,9 @@ def _num(e, exact: bool) -> str:
     return f"{e.value:,.0f}" if exact and float(e.value).is_integer() else f"{e.value:.4g}"
 
 
-def _update(console, path: Path, kind, data, results, skipped=frozenset()) -> None:
+def _update(console, path: Path, kind, data, results, skipped=frozenset(), force: bool = False) -> None:
     from ..gate import flops as flop_gate
-    from ..gate.baseline import flops_doc, latency_doc, write
+    from ..gate.baseline import RERUNS_AGREE, flops_doc, latency_doc, replacing, without_spread, write
     if kind == "run":
         if data.meta.get("status") != "complete":
             console.print(f"[yellow]note:[/] run status is {data.meta.get('status')!r}; only its measured "
@@ -258,10 +268,29 @@ def _update(console, path: Path, kind, data, results, skipped=frozenset()) -> No
         with console.status("counting FLOPs of the current code..."):
             rows = flop_gate.recount(base.request)
         doc = flops_doc(rows, base.request, "swimbench gate --update (a recount)")
+    ok = sum(r["status"] == "ok" for r in doc["rows"].values())
+    if doc["kind"] == "latency" and ok == 0:
+        raise UsageError(f"RESULTS: {results} has no measured configuration: a baseline of it would gate nothing")
+    if skipped and not any(r["metrics"] for r in doc["rows"].values()):
+        raise bad("--skip", ",".join(sorted(skipped)), "fewer metrics: a baseline without any would gate nothing")
+    clash = replacing(path, doc)
+    if clash is not None and not force:
+        what, why = clash
+        raise (MachineProblem if what == "machine" else BaselineProblem)(
+            f"--update: {why}; give --force to replace it, or another --baseline FILE")
     try:
         write(path, doc)
     except OSError as e:
         raise bad("--baseline", str(path), f"a file --update can write ({e.strerror or e})") from None
-    ok = sum(r["status"] == "ok" for r in doc["rows"].values())
+    what = {"swimbench generate": "generate"}.get(data.meta.get("tool"), "latency") if kind == "run" else "FLOP"
     where = f" measured on {doc.get('gpu') or doc.get('device')}" if doc["kind"] == "latency" else ""
-    console.print(f"wrote {doc['kind']} baseline {path}: {ok} configurations{where}")
+    console.print(f"wrote {what} baseline {path}: {ok} configurations{where}")
+    lacking = without_spread(doc) if doc["kind"] == "latency" else 0
+    if lacking:
+        judged = ("the gate judges them on one run's samples, as reruns on a CUDA GPU agree within 1-2%"
+                  if doc["device"] in RERUNS_AGREE else
+                  f"on {doc['device']} the gate calls their changes past the limit 'unjudged', not regressed")
+        how = ("measure with `latency --repeats 3` to gate them" if what == "latency" else
+               "generate measures no repeats: gate it on a GPU")
+        console.print(f"[yellow]warning:[/] {lacking} timed metrics of this baseline have no between-run spread "
+                      f"(its run measured each configuration once): {judged}; {how} (docs/gate.md)")

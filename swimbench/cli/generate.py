@@ -40,16 +40,23 @@ LIST_FIELDS = ("variants", "experts", "top_k", "prompt", "batch")
 OWN = ("ctx", "device", "out", "name", "resume", "dry_run", "fmt")
 
 
-def _overrides(ctx: typer.Context) -> dict[str, tuple[str, object]]:
+def _overrides(ctx: typer.Context, notes: Optional[list] = None) -> dict[str, tuple[str, object]]:
     """field -> (flag, value) for every option given on the command line, each checked by its field's
-    declared rule (swimbench.sweeps.spec) before anything heavy runs."""
+    declared rule (swimbench.sweeps.spec) before anything heavy runs; a list flag's repeated values are
+    kept once, with a note in `notes`."""
+    from ..sweeps.spec import distinct
+    from .errors import repeats_note
     out = {}
     for name in _given(ctx):
         if name not in FIELDS:
             continue
         flag, value, field = _flag(ctx, name), ctx.params[name], FIELDS[name]
         if field in LIST_FIELDS:
-            value = tuple(split_strs(value, flag) if field == "variants" else split_ints(flag, value))
+            value = split_strs(value, flag) if field == "variants" else split_ints(flag, value)
+            note = repeats_note(flag, value)
+            if note and notes is not None:
+                notes.append(note)
+            value = distinct(value)
         elif field == "comparator":
             value = "on" if value else "off"
         elif field == "preset":
@@ -130,7 +137,8 @@ def generate(
     fmt: str = typer.Option("table", "--format", help="Summary on stdout: table or json."),
 ):
     """Whole-model prefill and generation of every design: TTFT, per-token latency, tokens/s, J/token."""
-    over = _overrides(ctx)
+    repeats: list[str] = []
+    over = _overrides(ctx, repeats)
     if fmt not in FORMATS:
         raise bad("--format", fmt, "one of " + ", ".join(FORMATS))
     for pname, field in MEASURE_OPTIONS.items():            # defaults included: they are this command's
@@ -172,8 +180,21 @@ def generate(
             dims = dims_of(sweep)
         except ValueError as e:
             raise UsageError(str(e)) from None
+        from ..config import Reference
+        from ..flops.sizing import match_problem    # every block FLOP-matched: the sizes that needs
+        cases = sorted({(v, E, k) for v in sweep.variants if designs.get(v).experts
+                        for E in sweep.experts for k in sweep.top_k if k <= E})
+        allowed = match_problem(cases, Reference(dims.d_model, sweep.expand, sweep.d_state, sweep.d_conv),
+                                "prefill", sweep.align, routing=sweep.routing,
+                                capacity_factor=sweep.capacity_factor, ffn_mult=sweep.ffn_mult)
+        if allowed is not None and "d_model" not in over and "experts" in over:
+            raise bad(over["experts"][0], ",".join(map(str, sweep.experts)),
+                      f"expert counts that d_model {dims.d_model} can FLOP-match, or a --d-model of {allowed}")
+        if allowed is not None:
+            flag = over.get("d_model", (f"--preset {dims.name}: its d_model",))[0]
+            raise bad(flag, dims.d_model, allowed)
         with_comparator, why = _comparators(sweep.comparator, cuda, sweep.comparator == "on")
-        notes = [why] if why else []
+        notes = [*repeats, *([why] if why else [])]
         if not cuda:
             notes.append("decode steps run eagerly on the CPU (CUDA graphs need a GPU): per-token times include "
                          "Python's launches")
@@ -346,6 +367,10 @@ def _run(dev, sweep, settings, points, run, meta, out, name, notes, fmt, held) -
             outcome = run_sweep(points, measurer, record, done, on_start=lambda p: rearm(), on_end=on_end)
     except KeyboardInterrupt:
         pass
+    except OSError as e:                 # the disk failed mid-run: said in metadata.json where it can be
+        from .rundirs import close_failed
+        close_failed(run, meta, e, started)
+        raise
     finally:
         torch.set_num_threads(threads)
         if sampler is not None:

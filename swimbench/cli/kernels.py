@@ -47,11 +47,15 @@ def kernels(
 ):
     """Time each kernel at each shape: median time, state updates/s, bytes moved, share of copy bandwidth,
     time over the floor the device's measured ceilings put under it."""
-    kernel_list = one_of("--kernel", split_strs(kernel, "--kernel"), KERNELS)
-    batches = [positive("--batch", b) for b in split_ints("--batch", batch)]
-    lengths = [positive("--length", n) for n in split_ints("--length", length)]
-    step_batches = [positive("--step-batch", b) for b in split_ints("--step-batch", step_batch)]
-    expert_list = [positive("--experts", e) for e in split_ints("--experts", experts)]
+    from ..sweeps.spec import distinct
+    from .errors import repeats_note
+    given = {"--kernel": one_of("--kernel", split_strs(kernel, "--kernel"), KERNELS),
+             "--batch": [positive("--batch", b) for b in split_ints("--batch", batch)],
+             "--length": [positive("--length", n) for n in split_ints("--length", length)],
+             "--step-batch": [positive("--step-batch", b) for b in split_ints("--step-batch", step_batch)],
+             "--experts": [positive("--experts", e) for e in split_ints("--experts", experts)]}
+    repeats = [n for flag, values in given.items() for n in [repeats_note(flag, values)] if n]
+    kernel_list, batches, lengths, step_batches, expert_list = (list(distinct(v)) for v in given.values())
     positive("--d-inner", d_inner)
     in_range("--d-state", d_state, 1, 256)
     positive("--top-k", top_k)
@@ -67,6 +71,8 @@ def kernels(
     import torch
     if not torch.cuda.is_available():
         raise UsageError("no CUDA GPU here: swimbench kernels times GPU kernels, run it on a machine with one")
+    for note in repeats:
+        typer.echo(f"note: {note}", err=True)
     import pandas as pd
 
     from ..measure import kernel_bench as kb

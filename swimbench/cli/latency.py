@@ -71,15 +71,22 @@ def _command(ctx: typer.Context) -> str:
     return shlex.join(words)
 
 
-def _overrides(ctx: typer.Context) -> dict[str, tuple[str, object]]:
-    """field -> (flag, value) for every sweep or measurement flag given, each checked on its own."""
+def _overrides(ctx: typer.Context, notes: Optional[list] = None) -> dict[str, tuple[str, object]]:
+    """field -> (flag, value) for every sweep or measurement flag given, each checked on its own; a list
+    flag's repeated values are kept once, with a note in `notes`."""
+    from ..sweeps.spec import distinct
+    from .errors import repeats_note
     out = {}
     for name in _given(ctx):
         if name not in FIELDS:
             continue
         flag, value = _flag(ctx, name), ctx.params[name]
         if name in LISTS:
-            value = tuple(split_strs(value) if name == "variants" else split_ints(flag, value))
+            value = split_strs(value) if name == "variants" else split_ints(flag, value)
+            note = repeats_note(flag, value)
+            if note and notes is not None:
+                notes.append(note)
+            value = distinct(value)
         elif name == "mamba_ssm":
             value = "on" if value else "off"
         elif name in FLOATS:
@@ -116,15 +123,44 @@ def _split(values: dict) -> tuple[dict, dict]:
     return sweep, {k: v for k, v in values.items() if k not in SWEEP_FIELDS}
 
 
-def _check_combination(sweep: Sweep, over: dict, notes: list) -> None:
+def _check_combination(sweep: Sweep, over: dict, notes: list, prof: dict) -> None:
+    """The rules between settings (top-k against experts, the sizes FLOP matching needs), each blamed
+    on where its value came from: the flag, else the profile's key."""
     if not any(designs.get(v).experts for v in sweep.variants):
         return
     allowed, left_out = top_k_rule(sweep.experts, sweep.top_k)
     if allowed is not None:
-        flag = over.get("top_k", ("--top-k",))[0]
-        raise bad(flag, ",".join(map(str, sweep.top_k)), allowed)
+        raise _refused("top_k", sweep.top_k, allowed, over, prof)
     if left_out:
         notes.append("left out, fewer experts than top-k: " + ", ".join(f"E={E} k={k}" for E, k in left_out))
+    if sweep.match:
+        from ..flops.sizing import match_problem
+        from ..sweeps.spec import MAX_D_MODEL
+        cases = {(p.variant, p.experts, p.top_k) for p in sweep.points() if designs.get(p.variant).experts}
+        allowed = match_problem(sorted(cases), sweep.reference(), "prefill", sweep.align, MAX_D_MODEL,
+                                routing=sweep.routing, capacity_factor=sweep.capacity_factor,
+                                ffn_mult=sweep.ffn_mult)
+        if allowed is not None and "d_model" not in over and "experts" in over:
+            raise bad(over["experts"][0], ",".join(map(str, sweep.experts)),
+                      f"expert counts that d_model {sweep.d_model} can FLOP-match, or a --d-model of {allowed}")
+        if allowed is not None:
+            raise _refused("d_model", sweep.d_model, allowed + " (or --no-match)", over, prof)
+
+
+def _refused(field: str, value, allowed: str, over: dict, prof: dict) -> UsageError:
+    """`value` of `field` refused, naming the flag that gave it, else the profile file and its key."""
+    from ..sweeps.spec import SECTIONS
+    got = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    if field in over:
+        return bad(over[field][0], got, allowed)
+    section = next((sec for sec, keys in SECTIONS.items() if field in keys), None)
+    if field in ((prof.get("content") or {}).get(section) or {}):
+        where = prof.get("path") or prof.get("name")
+        return UsageError(f"--profile: profile {where}: [{section}] {field} = "
+                          f"{list(value) if isinstance(value, tuple) else value!r} is not allowed: "
+                          f"expected {allowed}")
+    flag = "--" + next((o for o, f in FIELDS.items() if f == field), field).replace("_", "-")
+    return UsageError(f"{flag} (default {got}) is not allowed here: expected {allowed}")
 
 
 def _comparator(mode: str, cuda: bool, flag: Optional[str]) -> tuple[bool, Optional[str]]:
@@ -206,7 +242,8 @@ def latency(
                                                             "(docs/distributed.md)."),
 ):
     """Prefill and decode latency, tokens/s, TFLOP/s, bandwidth, J/token and peak memory over a sweep."""
-    over = _overrides(ctx)                       # flag by flag, before anything heavy runs
+    repeats: list[str] = []
+    over = _overrides(ctx, repeats)              # flag by flag, before anything heavy runs
     if fmt not in FORMATS:
         raise bad("--format", fmt, "one of " + ", ".join(FORMATS))
     if gpus is not None:
@@ -252,17 +289,20 @@ def latency(
                                              "(--resume continues one)")
             sweep, settings, prof = _profiled(profile, cuda, over)
             run = meta = None
-        notes: list[str] = []
-        _check_combination(sweep, over, notes)
+        notes: list[str] = list(repeats)
+        if resume is None:                  # a profile's lists are kept once as the flags' are
+            from .errors import repeats_note
+            where = prof.get("path") or prof.get("name")
+            notes += [n for sec, body in (prof.get("content") or {}).items() if isinstance(body, dict)
+                      for key, v in body.items() if isinstance(v, list)
+                      for n in [repeats_note(f"profile {where} [{sec}] {key}", v)] if n]
+        _check_combination(sweep, over, notes, prof)
         settings = _on_device(sweep, settings, cuda, notes)
         with_comparator, why = _comparator(sweep.comparator, cuda, over.get("comparator", (None,))[0])
         if why:
             notes.append(why)
         points = sweep.points(comparator=with_comparator)
         estimate = estimate_s(sweep, points, settings, dev.type)
-        if not prof.get("content") and resume is None:
-            notes.append(f"profile {prof['name']} sets nothing: every value is the built-in default "
-                         f"(the GPU sweep)")
 
         def say_if_long():                  # after every input is checked, before any work
             if spread.world.lead:
@@ -499,6 +539,11 @@ def _measure(ctx, console, dev, sweep, settings, prof, points, run, meta, out, n
                                 repeats=settings.repeats, combine=combine_repeats)
     except KeyboardInterrupt:
         pass
+    except OSError as e:                 # the disk failed mid-run: said in metadata.json where it can be
+        if lead:
+            from .rundirs import close_failed
+            close_failed(run, meta, e, started)
+        raise
     finally:
         if sampler is not None:
             sampler.stop()

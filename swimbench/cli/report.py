@@ -44,6 +44,14 @@ def report(
         loaded = load_runs(runs)
     except RunError as e:
         raise UsageError(str(e)) from None
+    for run in loaded:                  # nothing to draw or compare: said, not an empty report
+        if run.ok.empty:
+            from .errors import ClickException
+            from .rundirs import EXIT_NOTHING
+            counts = ", ".join(f"{n} {s}" for s, n in run.rows["status"].value_counts().items())
+            err = ClickException(f"{run.path} has no measured row ({counts or 'no rows'}): nothing to draw")
+            err.exit_code = EXIT_NOTHING         # as `latency` and `ep` exit when nothing was measured
+            raise err
     out = out if out is not None else Path(runs[0]) / "report"
     from ..results import RunDir
     if (out / RunDir.METADATA).is_file():

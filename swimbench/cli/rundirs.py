@@ -75,6 +75,21 @@ def close_attempt(meta: dict, outcome, frame, started: float) -> tuple[int, bool
     return code, interrupted, nothing
 
 
+def close_failed(run, meta: dict, err: OSError, started: float) -> None:
+    """A disk that failed mid-run (full, read-only, gone): the attempt is closed in metadata.json as
+    `failed`, naming the file and the error, where metadata.json can still be written (a full disk
+    often still takes its few bytes over the old file's); else it stays `running`. The rows written
+    before stay as they were, and `--resume` continues the run."""
+    what = f"{err.filename}: {err.strerror or err}" if err.filename else str(err.strerror or err)
+    meta["status"] = "failed"
+    meta["attempts"][-1].update({"finished": iso(time.time()), "wall_s": round(time.time() - started, 3),
+                                 "status": "failed", "error": f"cannot write or read {what}"})
+    try:
+        run.write_metadata(meta)
+    except OSError:
+        pass
+
+
 def summary_json(frame, path, status: str, code: int, columns) -> str:
     """The summary for programs: the run, its status and exit code, and each row's `columns`."""
     cols = [c for c in columns if c in frame]

@@ -17,7 +17,7 @@ from .metrics import Metric, Row, differences
 
 STATUS = Metric("status", "status", "exact")       # verdicts about a whole configuration
 FAILING = ("regressed", "changed", "failed")
-PASSING = ("ok", "improved", "noise", "new", "not measured", "other config")
+PASSING = ("ok", "improved", "noise", "unjudged", "new", "not measured", "other config")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class Verdict:
 
 
 def compare(base: Mapping[str, Row], now: Mapping[str, Row], metrics: Iterable[Metric],
-            thresholds: Mapping[str, float], alpha: float) -> list[Verdict]:
+            thresholds: Mapping[str, float], alpha: float, within_run: bool = True) -> list[Verdict]:
+    """Every metric of every configuration. `within_run`: whether a timed metric without between-run
+    spread may be judged on one run's samples (Baseline.within_run_evidence); if not, "unjudged"."""
     metrics = tuple(metrics)
     typical = {m.name: (typical_spread(base, m.name), typical_spread(now, m.name)) for m in metrics}
     out: list[Verdict] = []
@@ -57,7 +59,7 @@ def compare(base: Mapping[str, Row], now: Mapping[str, Row], metrics: Iterable[M
             out.append(Verdict(key, STATUS, None, None, None, "other config", why))
         else:
             out += [_metric(key, m, b.values.get(m.name), n.values.get(m.name),
-                            thresholds.get(m.name, m.threshold), alpha, typical[m.name])
+                            thresholds.get(m.name, m.threshold), alpha, typical[m.name], within_run)
                     for m in metrics if m.name in b.values]
     out += [Verdict(key, STATUS, None, None, None, "new", "not in the baseline") for key in now
             if key not in base]
@@ -82,7 +84,7 @@ def between_runs_spread(b: Estimate, n: Estimate, typical: tuple[float, float] =
 
 
 def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: float, alpha: float,
-            typical: tuple[float, float] = (0.0, 0.0)) -> Verdict:
+            typical: tuple[float, float] = (0.0, 0.0), within_run: bool = True) -> Verdict:
     if n is None:
         return Verdict(key, m, b, None, limit, "not measured", "missing from the results")
     if m.kind == "exact":
@@ -101,6 +103,12 @@ def _metric(key: str, m: Metric, b: Estimate, n: Optional[Estimate], limit: floa
             return Verdict(key, m, b, n, limit, verdict, f"{ev.how}; runs spread {spread:.0%}")
         return Verdict(key, m, b, n, limit, "noise" if ratio > limit else "ok",
                        f"within the runs' spread ({spread:.0%})")
+    if spread is None and not within_run and (ratio > limit or ratio < 1 / limit):
+        # the samples of one process pin its median, not where a fresh process lands: on this device
+        # that varies far more than the limit, so neither a regression nor an improvement can be told
+        ev = evidence(b, n, alpha, "greater" if ratio > 1 else "less")
+        return Verdict(key, m, b, n, limit, "unjudged",
+                       f"no between-run spread (latency --repeats 3 on both); one run's: {ev.how}")
     if ratio > limit:
         ev = evidence(b, n, alpha, "greater")
         return Verdict(key, m, b, n, limit, "regressed" if ev.significant else "noise", ev.how)

@@ -13,10 +13,21 @@ def check_output(data) -> None:
     for field in ("reference", "matched", "align", "seq", "batch"):
         if field not in data:
             raise ValueError(f"no {field!r} field of `swimbench flops --format json`")
-    for r in data["rows"]:
+    seen = set()
+    for n, r in enumerate(data["rows"], 1):
+        if not isinstance(r, dict):
+            raise ValueError(f"row {n} is not an object")
         missing = [c for c in ("variant", "experts", "top_k", *FLOP_COLUMNS) if c not in r]
         if missing:
             raise ValueError(f"a row lacks {', '.join(missing)}")
+        key = _key(r)
+        if key in seen:             # one row per configuration: a second would replace the first, unseen
+            raise ValueError(f"{key} is on two rows (row {n} repeats it)")
+        seen.add(key)
+
+
+def _key(r: dict) -> str:
+    return f"{r['variant']}/E{r['experts']}/k{r['top_k']}"
 
 
 def request_of(data: dict) -> dict:
@@ -55,7 +66,7 @@ def recount(request: dict) -> list[dict]:
 def flop_rows(rows: list[dict]) -> dict[str, Row]:
     out = {}
     for r in rows:
-        key = f"{r['variant']}/E{r['experts']}/k{r['top_k']}"
+        key = _key(r)
         identity = {"variant": r["variant"], "experts": r["experts"], "top_k": r["top_k"]}
         out[key] = Row(key, identity, "ok", {c: Estimate(float(r[c])) for c in FLOP_COLUMNS})
     return out

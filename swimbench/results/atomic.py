@@ -7,10 +7,19 @@ from pathlib import Path
 from typing import Iterator
 
 
+def named(path: Path, e: OSError) -> OSError:
+    """`e` with the file it failed on: a write or fsync on an open file (a full disk) says only
+    "No space left on device", and the line the user reads must name the file."""
+    if e.filename is not None:
+        return e
+    return type(e)(e.errno, e.strerror or str(e), str(path))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, flush it to disk, then os.replace it over
     `path` (atomic on POSIX and Windows within one file system). A crash or a kill at any moment
-    leaves the previous content; the temporary file is removed if the write fails."""
+    leaves the previous content; the temporary file is removed if the write fails, and the error
+    names `path`."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -19,6 +28,9 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise named(path, e) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -26,10 +38,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def append_line(path: Path, line: str) -> None:
     """Append one line and flush it to disk (for logs whose readers take complete lines only)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line.rstrip("\n") + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line.rstrip("\n") + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise named(path, e) from None
 
 
 @contextmanager

@@ -81,6 +81,12 @@ def read(run: Path) -> pd.DataFrame:
     for col in (*KEY, *TIMES):
         if frame[col].isna().any():
             raise ValueError(f"{path}: a row has no {col}")
+    twice = cells[cells.duplicated(subset=[c for c in KEY if c in cells], keep=False)]
+    if len(twice):                          # `add` keeps one row per key: a second is damage
+        first = twice.iloc[0]
+        lines = [i + 2 for i in twice.index if key(twice.loc[i]) == key(first)]
+        raise ValueError(f"{path}: the configuration {'/'.join(key(first))} is on lines "
+                         f"{' and '.join(map(str, lines))}: one row each")
     for col in TIMES:
         values = frame[col].astype(float)
         if not (np.isfinite(values) & (values > 0)).all():

@@ -37,27 +37,52 @@ class DamagedRun(ValueError):
     and what is wrong, on one line."""
 
 
+# A cell may be long (an error message, a note) but not without bound: a results.csv written by hand or
+# by another tool is read up to this per cell, past it refused by line, so that a damaged file (a quote
+# never closed swallows the rest of the file) cannot fill memory cell by cell.
+MAX_CELL = 16 << 20
+
+
 def read_table(path: Path) -> list[dict]:
     """results.csv as text records, every record checked to have the header's fields: a row cut short
-    (a truncated file) or one with more fields is refused, not filled in or shifted."""
+    (a truncated file) or one with more fields is refused, not filled in or shifted, and so is a key
+    on two rows (each configuration has one row: repeats and ranks are merged into it)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise DamagedRun(f"{path} is not UTF-8 text (byte {e.start})") from None
-    records = list(csv.reader(io.StringIO(text, newline="")))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    limit = csv.field_size_limit()         # the csv module's limit is process-wide: restored after
+    csv.field_size_limit(MAX_CELL)
+    try:
+        records, lines, end = [], [], 0
+        for rec in reader:                  # each record's first line (a quoted cell may span lines)
+            records.append(rec)
+            lines.append(end + 1)
+            end = reader.line_num
+    except csv.Error as e:
+        raise DamagedRun(f"{path} line {end + 1} is not a CSV record ({e}; a cell holds at "
+                         f"most {MAX_CELL >> 20} MiB)") from None
+    finally:
+        csv.field_size_limit(limit)
     if not records or not records[0]:
         raise DamagedRun(f"{path} is empty: no header")
     header = records[0]
     if "key" not in header or "status" not in header:
         raise DamagedRun(f"{path} has no key and status columns: not a results table")
-    out = []
-    for line, rec in enumerate(records[1:], start=2):
+    out, seen = [], {}
+    for line, rec in zip(lines[1:], records[1:]):
         if not rec:
             continue
         if len(rec) != len(header):
             what = "cut short (a truncated file?)" if len(rec) < len(header) else "more fields than the header"
             raise DamagedRun(f"{path} line {line} has {len(rec)} fields, the header {len(header)}: {what}")
-        out.append(dict(zip(header, rec)))
+        row = dict(zip(header, rec))
+        if row["key"] in seen:
+            raise DamagedRun(f"{path} has the key {row['key']} on lines {seen[row['key']]} and {line}: "
+                             f"a configuration has one row")
+        seen[row["key"]] = line
+        out.append(row)
     return out
 
 

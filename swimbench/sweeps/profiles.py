@@ -8,8 +8,9 @@
     [measure]  budget_s, min_reps, warmup_reps, warmup_s, flush_l2, prefill, decode, decode_sample_s,
                energy, energy_window_s, power_interval_ms, seed
 
-Every key is optional: a missing one keeps the built-in default (swimbench.sweeps.spec). Unknown
-sections or keys, and values a field does not accept, are errors that name the file and the key.
+Every key is optional: a missing one keeps the built-in default (swimbench.sweeps.spec); a profile
+file that sets no key at all is refused. Unknown sections or keys, and values a field does not accept,
+are errors that name the file and the key.
 """
 from __future__ import annotations
 
@@ -79,7 +80,13 @@ def load_profile(name: str) -> Profile:
         raise ProfileError(f"profile {path} is not UTF-8 text (byte {e.start}); TOML files are UTF-8") from None
     except OSError as e:
         raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
-    return parse_profile(text, path.stem, str(path))
+    prof = parse_profile(text, path.stem, str(path))
+    if not any(isinstance(v, dict) and v for v in prof.raw.values()):
+        # every value would be the built-in default, the GPU sweep (D=2048, seq 2048), also on a CPU,
+        # where it runs for hours: an empty file is a mistake more often than a choice
+        raise ProfileError(f"profile {path} sets nothing (no [model], [sweep] or [measure] key): give the keys "
+                           f"it changes, or leave --profile out for this device's default profile")
+    return prof
 
 
 def parse_profile(text: str, name: str = "<string>", path: Optional[str] = None) -> Profile:

@@ -70,6 +70,20 @@ def _variants():
             lambda: "a non-empty list of " + ", ".join(designs.names()))
 
 
+def distinct(values) -> tuple:
+    """A list setting's values, each once, in the order first given: a repeated value is one row (list
+    flags may be repeated, and their values add up: `-E 2 -E 2,4` is 2,4)."""
+    return tuple(dict.fromkeys(values))
+
+
+def repeated(values) -> list:
+    """The values that `distinct` drops, once each (what a command's note names)."""
+    seen: dict = {}
+    for v in values:
+        seen[v] = seen.get(v, 0) + 1
+    return [v for v, n in seen.items() if n > 1]
+
+
 def setting(default=MISSING, *, rule, section: str, option: Optional[str] = None, factory=MISSING):
     """A setting, declared once: its default, what it accepts (`rule`: a check and the text naming what is
     allowed), the section of a TOML profile that holds it, and the `swimbench latency` option that sets it
@@ -118,8 +132,8 @@ class Sweep:
     ffn_mult: int = setting(1, rule=_int(1, 64), section="model", option="ffn_mult")
 
     def __post_init__(self):
-        for f in ("variants", "experts", "top_k", "seq", "batch", "layers"):   # a repeat is one row
-            object.__setattr__(self, f, tuple(dict.fromkeys(getattr(self, f))))
+        for f in ("variants", "experts", "top_k", "seq", "batch", "layers"):
+            object.__setattr__(self, f, distinct(getattr(self, f)))
 
     def points(self, comparator: bool = False) -> list[Point]:
         """Every configuration, seq and batch outermost so each (seq, batch) block completes early.
@@ -289,7 +303,7 @@ class GenerateSweep:
 
     def __post_init__(self):
         for f in ("variants", "experts", "top_k", "prompt", "batch"):
-            object.__setattr__(self, f, tuple(dict.fromkeys(getattr(self, f))))
+            object.__setattr__(self, f, distinct(getattr(self, f)))
 
     def points(self, model: str, n_layer: int, comparator: bool = False) -> list[GenPoint]:
         """Prompt and batch outermost; the comparator first in each block, then every design."""

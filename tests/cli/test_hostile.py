@@ -251,13 +251,14 @@ def test_profile_paths_that_are_not_profiles(path, words, capsys, tmp_path):
     one_line(code, err, 2, "--profile", *words)
 
 
-def test_an_empty_profile_says_it_is_the_gpu_sweep_and_its_time(tmp_path, capsys):
+@pytest.mark.parametrize("content", ["", "# nothing yet\n", 'description = "mine"\n', "[model]\n[sweep]\n"])
+def test_a_profile_that_sets_nothing_is_refused(content, tmp_path, capsys):
+    """It was the built-in GPU sweep (D=2048, seq 2048), on a CPU too, where it runs for hours."""
     prof = tmp_path / "empty.toml"
-    prof.write_text("")
+    prof.write_text(content)
     code, out, err = cli(["latency", "--device", "cpu", "--profile", prof, "--dry-run"], capsys)
-    assert code == 0
-    assert "warning" in err and "d_model 2048" in err       # the GPU sweep on a CPU: said before it runs
-    assert "d_model = 2048" in out and "sets nothing" in out
+    one_line(code, err, 2, "--profile", str(prof), "sets nothing")
+    assert out == ""
 
 
 # --- 2. damaged run directories: latency --resume, report and gate alike ----------------------------
@@ -877,3 +878,340 @@ def test_generate_and_ep_help_show_defaults_and_examples(command, capsys):
         assert "1.4b; without a GPU: tiny" in text and "2048; without a GPU: 24" in text
     else:
         assert "[default: 2048]" in text and "[default: 8,64]" in text
+
+
+# === results, gate and sizes: found by a second audit of hostile input (each was a traceback, work done
+# before the error, a wrong flag blamed, or a silently wrong result) =====================================
+def _run_of(tmp_path, name, gpu=None, draw=None, sweep=None):
+    rng = rng_for(f"hostile-results-{name}")
+    return make_run(tmp_path / name, draw or lognormal(rng, n=8), rng=rng, gpu=gpu, sweep=sweep or SMALL_SWEEP,
+                    name=name).path
+
+
+def _set_error_cell(run: Path, text: str):
+    """The last row made an error row whose message is `text` (a cell of any length)."""
+    df = pd.read_csv(run / "results.csv", dtype=str, keep_default_na=False, engine="python")
+    df.loc[df.index[-1], ["status", "error"]] = ["error", text]
+    df.to_csv(run / "results.csv", index=False)
+
+
+def test_a_long_cell_is_read_and_a_cell_past_the_bound_is_refused_by_line(tmp_path, monkeypatch, capsys):
+    """A cell over the csv module's 128 KiB default (a long error message) was a traceback in report
+    and gate; it is data. Past the reader's bound (which guards memory) it is one line naming the line."""
+    import swimbench.results.rundir as rundir
+    rng = rng_for("hostile-long-cell")
+    run = _run_of(tmp_path, "long")
+    _set_error_cell(run, "E" * int(rng.integers(129 << 10, 300 << 10)))
+    code, _, err = cli(["report", run, "--out", tmp_path / "report"], capsys)
+    assert code == 0, err
+    code, _, err = cli(["gate", run, "--baseline", tmp_path / "b.json", "--update"], capsys)
+    assert code == 0, err
+    monkeypatch.setattr(rundir, "MAX_CELL", 100 << 10)
+    before = snapshot(run)
+    for args in (["report", run, "--out", tmp_path / "r2"], ["gate", run, "--baseline", tmp_path / "b.json"],
+                 ["latency", "--device", "cpu", "--resume", run]):
+        code, _, err = cli(args, capsys)
+        one_line(code, err, 2, "results.csv", f"line {len(SMALL_SWEEP.points()) + 1}")
+    assert unchanged(before, run) and not (tmp_path / "r2").exists()
+
+
+@pytest.mark.parametrize("command", ["resume", "report", "gate"])
+def test_a_key_on_two_rows_is_a_damaged_run(command, cpu_run, tmp_path, capsys):
+    """Each configuration has one row (repeats and ranks are merged into it): a second row of a key
+    was read as one of them, silently."""
+    lines = (cpu_run / "results.csv").read_text().splitlines()
+    rng = rng_for(f"hostile-dup-{command}")
+    i = int(rng.integers(1, len(lines)))
+    (cpu_run / "results.csv").write_text("\n".join(lines + [lines[i]]) + "\n")
+    key = lines[i].split(",")[0]
+    before = snapshot(cpu_run)
+    args = {"resume": ["latency", "--device", "cpu", "--resume", cpu_run],
+            "report": ["report", cpu_run, "--out", tmp_path / "report"],
+            "gate": ["gate", cpu_run, "--baseline", ROOT / "profiles" / "baselines" / "h200.json"]}[command]
+    code, _, err = cli(args, capsys)
+    one_line(code, err, 2, "results.csv", key, f"lines {i + 1} and {len(lines) + 1}")
+    assert unchanged(before, cpu_run) and not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("status", ["error", "oom", None])
+def test_report_of_a_run_with_nothing_measured_exits_5(status, cpu_run, tmp_path, capsys):
+    df = pd.read_csv(cpu_run / "results.csv", dtype=str, keep_default_na=False)
+    if status is None:
+        df = df.iloc[:0]                      # a header and no row
+    else:
+        df["status"] = status
+    df.to_csv(cpu_run / "results.csv", index=False)
+    code, out, err = cli(["report", cpu_run, "--out", tmp_path / "report"], capsys)
+    one_line(code, err, 5, str(cpu_run), "no measured row", *([status] if status else []))
+    assert out == "" and not (tmp_path / "report").exists()
+
+
+def test_repeated_list_values_are_kept_once_with_a_note(tmp_path, capsys):
+    rng = rng_for("hostile-repeats")
+    E = int(rng.integers(2, 7))
+    code, out, err = cli(["flops", "--d-model", "64", "--seq", "4", "-k", "1", "-v", "dense,swimba,dense",
+                          "-E", f"{E},{E}", "--format", "json"], capsys)
+    assert code == 0, err
+    assert [(r["variant"], r["experts"]) for r in json.loads(out)["rows"]] == [("dense", 1), ("swimba", E)]
+    assert f"--experts {E} given more than once" in err and "--variants dense given more than once" in err
+    code, out, err = cli(["latency", *TINY, "-E", f"{E},2", "--seq", "8,8", "--dry-run", "--format", "json"],
+                         capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert len(doc["points"]) == len(set(doc["points"])) == 1 + len({2, E})
+    assert any("--seq 8 given more than once" in n for n in doc["notes"])
+    code, out, err = cli(["generate", "--device", "cpu", "--preset", "tiny", "-v", "dense,swimba", "-E", "2,2",
+                          "-k", "1", "--prompt", "8", "--batch", "1,1", "--dry-run", "--format", "json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert len(doc["points"]) == len(set(doc["points"])) == 2
+    assert any("--batch 1 given more than once" in n for n in doc["notes"])
+
+
+def test_sizes_flop_matching_cannot_meet_are_refused_before_work_at_the_bound_they_name(tmp_path, capsys,
+                                                                                         monkeypatch):
+    """--d-model 1 passed validation, then every routed row was an error (latency) or --top-k was
+    blamed after counting had started (flops). The bound the line names is the real one: at it the
+    sweep resolves, one below it is refused."""
+    import re
+    monkeypatch.chdir(tmp_path)
+    rng = rng_for("hostile-sizes")
+    E = int(rng.integers(2, 40))
+    sweep = ["--device", "cpu", "-v", "dense,swimba,separated", "-E", str(E), "-k", "1", "--seq", "8",
+             "--d-state", "4"]
+    code, out, err = cli(["latency", *sweep, "--d-model", "1", "--dry-run"], capsys)
+    one_line(code, err, 2, "--d-model", "--no-match")
+    bound = int(re.search(r"from (\d+) to", err).group(1))
+    assert cli(["latency", *sweep, "--d-model", bound, "--dry-run"], capsys)[0] == 0
+    if bound > 1:
+        one_line(*cli(["latency", *sweep, "--d-model", bound - 1, "--dry-run"], capsys)[::2], 2, "--d-model")
+    assert cli(["latency", *sweep, "--d-model", "1", "--no-match", "--dry-run"], capsys)[0] == 0
+    code, out, err = cli(["flops", "--d-model", "1", "-v", "dense,swimba", "-E", str(E), "--seq", "4"], capsys)
+    one_line(code, err, 2, "--d-model")
+    assert "counted" not in err and out == ""
+    code, out, err = cli(["ep", "--device", "cpu", "--d-model", "1", "-v", "swimba", "-E", "2"], capsys)
+    one_line(code, err, 2, "--d-model")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, key, flag", [
+    (b"[sweep]\nexperts = [2]\ntop_k = [4]\n", "[sweep] top_k", "--top-k"),
+    (b"[model]\nd_model = 2\n", "[model] d_model", "--d-model"),
+])
+def test_a_profile_value_is_blamed_on_the_profile_not_on_a_flag_never_given(content, key, flag, tmp_path,
+                                                                            capsys):
+    prof = tmp_path / "mine.toml"
+    prof.write_bytes(content)
+    code, _, err = cli(["latency", "--device", "cpu", "--profile", prof, "--dry-run"], capsys)
+    one_line(code, err, 2, str(prof), key)
+    assert f"{flag} " not in err
+
+
+def test_a_run_name_too_long_for_a_file_name_blames_name(tmp_path, capsys):
+    rng = rng_for("hostile-long-name")
+    name = "n" * int(rng.integers(236, 400))
+    for cmd in (["latency", *TINY], ["generate", "--device", "cpu", "--preset", "tiny"], ["ep", "--device", "cpu"]):
+        code, out, err = cli([*cmd, "--name", name, "--out", tmp_path], capsys)
+        one_line(code, err, 2, "--name", "235 bytes")
+        assert "--out" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_given_as_baseline_is_called_a_directory(cpu_run, tmp_path, capsys):
+    code, _, err = cli(["gate", cpu_run, "--baseline", tmp_path], capsys)
+    one_line(code, err, 3, str(tmp_path), "directory")
+    assert "does not exist" not in err
+
+
+def test_update_does_not_replace_a_baseline_of_another_device_without_force(tmp_path, capsys):
+    gpu_run, cpu = _run_of(tmp_path, "gpu", gpu="NVIDIA H100 80GB HBM3"), _run_of(tmp_path, "cpu")
+    base = tmp_path / "b.json"
+    assert cli(["gate", gpu_run, "--baseline", base, "--update"], capsys)[0] == 0
+    kept = base.read_bytes()
+    code, _, err = cli(["gate", cpu, "--baseline", base, "--update"], capsys)
+    one_line(code, err, 4, str(base), "NVIDIA H100 80GB HBM3", "cpu", "--force")
+    assert base.read_bytes() == kept
+    code, _, err = cli(["gate", cpu, "--baseline", base, "--force"], capsys)
+    one_line(code, err, 2, "--force", "--update")
+    code, _, err = cli(["gate", cpu, "--baseline", base, "--update", "--force"], capsys)
+    assert code == 0, err
+    assert json.loads(base.read_text())["device"] == "cpu"
+    code, _, err = cli(["gate", cpu, "--baseline", ROOT / "profiles" / "baselines" / "flops.json", "--update"],
+                       capsys)
+    one_line(code, err, 3, "FLOP counts", "--force")
+
+
+def test_update_names_a_generate_baseline_and_refuses_a_run_with_nothing_measured(tmp_path, capsys):
+    code, _, err = cli(["generate", "--device", "cpu", "--preset", "none", "--d-model", "16", "--layers", "1",
+                        "--vocab-size", "32", "-v", "dense", "--prompt", "4", "--new-tokens", "4", "--batch", "1",
+                        "--budget", "0.01", "--min-reps", "1", "--warmup", "1", "--out", tmp_path], capsys)
+    assert code == 0, err
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    code, _, err = cli(["gate", run, "--baseline", tmp_path / "g.json", "--update"], capsys)
+    assert code == 0 and "wrote generate baseline" in err and "latency baseline" not in err, err
+    cpu = _run_of(tmp_path, "failed")
+    df = pd.read_csv(cpu / "results.csv", dtype=str, keep_default_na=False)
+    df["status"] = "error"
+    df.to_csv(cpu / "results.csv", index=False)
+    code, _, err = cli(["gate", cpu, "--baseline", tmp_path / "e.json", "--update"], capsys)
+    one_line(code, err, 2, str(cpu), "no measured configuration")
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_two_plain_cpu_runs_of_the_same_code_are_unjudged_not_regressed(tmp_path, capsys):
+    """Without --repeats a run's samples pin its own median, not a fresh process's: on a shared CPU every
+    time moved 1.7-2.3x between processes (and rows apart from each other), which the rank test on one
+    run's samples calls significant. The baseline says so when written; the gate calls such changes
+    unjudged, and passes; on a GPU the same shift is still a regression."""
+    from ..synthetic import SWEEP
+    rng = rng_for("hostile-unjudged")
+    load = {v: float(rng.uniform(1.3, 2.3)) for v in SWEEP.variants}      # another process, another load
+    base = _run_of(tmp_path, "base", sweep=SWEEP, draw=lognormal(rng, n=20))
+    rerun = _run_of(tmp_path, "rerun", sweep=SWEEP, draw=lognormal(rng, n=20, slow=load))
+    code, _, err = cli(["gate", base, "--baseline", tmp_path / "b.json", "--update"], capsys)
+    assert code == 0 and "no between-run spread" in err and "--repeats" in err, err
+    code, out, err = cli(["gate", rerun, "--baseline", tmp_path / "b.json", "--format", "json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["verdict"] == "PASS" and doc["counts"].get("unjudged", 0) > 0 and "regressed" not in doc["counts"]
+    unjudged = {v["metric"] for v in doc["verdicts"] if v["verdict"] == "unjudged"}
+    assert {"prefill_ms", "decode_us"} <= unjudged
+    gpu = "NVIDIA H100 80GB HBM3"
+    gbase = _run_of(tmp_path, "gbase", gpu=gpu, sweep=SWEEP, draw=lognormal(rng, n=20))
+    grerun = _run_of(tmp_path, "grerun", gpu=gpu, sweep=SWEEP, draw=lognormal(rng, n=20, slow=load))
+    assert cli(["gate", gbase, "--baseline", tmp_path / "g.json", "--update"], capsys)[0] == 0
+    code, out, _ = cli(["gate", grerun, "--baseline", tmp_path / "g.json", "--format", "json"], capsys)
+    assert code == 1 and "unjudged" not in json.loads(out)["counts"]
+
+
+def test_a_disk_that_fills_mid_run_names_the_file_and_closes_the_attempt_as_failed(tmp_path, monkeypatch,
+                                                                                    capsys):
+    """A full disk raises ENOSPC from write or fsync without a file name: the line named none, and
+    metadata.json stayed `running`. The rows written before stay whole."""
+    import swimbench.results.atomic as atomic
+    real, writes = atomic.os.replace, []
+
+    def fills_up(src, dst):
+        if Path(dst).name == "results.csv":
+            writes.append(dst)
+            if len(writes) > 1:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))      # as the kernel says it: no name
+        real(src, dst)
+    monkeypatch.setattr(atomic.os, "replace", fills_up)
+    code, _, err = cli(["latency", *TINY, "--out", tmp_path], capsys)
+    err = "".join(line for line in err.splitlines(keepends=True) if line.startswith("swimbench:"))
+    one_line(code, err, 74, "No space left on device", "results.csv")
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["status"] == "failed" and meta["attempts"][-1]["status"] == "failed"
+    assert "results.csv" in meta["attempts"][-1]["error"]
+    df = pd.read_csv(run / "results.csv")
+    assert list(df["status"]) == ["ok"] and df["prefill_ms"].notna().all()
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()                                      # the disk has room again: --resume finishes it
+    code, _, err = cli(["latency", "--device", "cpu", "--resume", run], capsys)
+    assert code == 0, err
+    assert json.loads((run / "metadata.json").read_text())["status"] == "complete"
+    assert list(pd.read_csv(run / "results.csv")["status"]) == ["ok", "ok"]
+
+
+def _flops_json(tmp_path, capsys) -> Path:
+    path = tmp_path / "flops.json"
+    code, _, err = cli(["flops", *SMALL_FLOPS, "--format", "json", "--out", path], capsys)
+    assert code == 0, err
+    return path
+
+
+def test_a_configuration_twice_in_a_flop_table_or_a_baseline_is_refused(cpu_run, tmp_path, capsys):
+    """JSON keeps the last of a repeated name, and the FLOP gate keyed rows by configuration: a row
+    twice (files merged by hand) replaced the first unseen, in the results and in the baseline."""
+    good = _flops_json(tmp_path, capsys)
+    doc = json.loads(good.read_text())
+    rng = rng_for("hostile-flop-twice")
+    row = dict(doc["rows"][int(rng.integers(len(doc["rows"])))])
+    doc["rows"].append({**row, "flops_analytic": row["flops_analytic"] + 1})
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps(doc))
+    key = f"{row['variant']}/E{row['experts']}/k{row['top_k']}"
+    code, _, err = cli(["gate", twice, "--baseline", good], capsys)
+    one_line(code, err, 2, str(twice), key, "two rows")
+    code, _, err = cli(["gate", good, "--baseline", twice], capsys)
+    one_line(code, err, 3, str(twice), key, "two rows")
+    base = tmp_path / "b.json"
+    assert cli(["gate", cpu_run, "--baseline", base, "--update"], capsys)[0] == 0
+    lines = base.read_text().splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith('  "'))
+    lines.insert(i + 1, lines[i] if lines[i].endswith(",") else lines[i] + ",")
+    base.write_text("\n".join(lines) + "\n")
+    code, _, err = cli(["gate", cpu_run, "--baseline", base], capsys)
+    one_line(code, err, 3, str(base), lines[i].split('"')[1], "twice")
+
+
+def test_two_limits_for_one_metric_are_refused(cpu_run, capsys):
+    code, _, err = cli(["gate", cpu_run, "--baseline", ROOT / "profiles" / "baselines" / "h200.json",
+                        "-t", "prefill_ms=1.2", "-t", "decode_us=1.3", "-t", "prefill_ms=1.5"], capsys)
+    one_line(code, err, 2, "--threshold", "prefill_ms=1.5", "prefill_ms=1.2")
+
+
+def test_results_and_baselines_that_are_no_regular_file(cpu_run, tmp_path, capsys):
+    """A device or a pipe was "does not exist"."""
+    code, _, err = cli(["gate", "/dev/null", "--baseline", tmp_path / "b.json"], capsys)
+    one_line(code, err, 2, "/dev/null", "neither a run directory nor a regular file")
+    code, _, err = cli(["gate", cpu_run, "--baseline", "/dev/null"], capsys)
+    one_line(code, err, 3, "/dev/null", "not a regular file")
+
+
+def test_an_expert_parallel_row_twice_is_a_damaged_run(tmp_path, capsys):
+    """`ep` (and --append) keep one row per configuration and world size: a second was drawn twice."""
+    from swimbench.results import ep as ep_table
+    rng = rng_for("hostile-ep-twice")
+    run = _ep_run(tmp_path)
+    rows = [{"variant": "swimba", "experts": 2, "top_k": 1, "seq": 8, "batch": 1, "mode": "expert", "phase": ph,
+             "world_size": w, "step_ms": float(rng.uniform(0.1, 1)), "us_per_token": float(rng.uniform(1, 9))}
+            for w in (1, 2) for ph in ("prefill", "decode")]
+    ep_table.add(run, rows)
+    lines = (run / "ep.csv").read_text().splitlines()
+    i = int(rng.integers(1, len(lines)))
+    (run / "ep.csv").write_text("\n".join(lines + [lines[i]]) + "\n")
+    before = snapshot(tmp_path)
+    code, _, err = cli(["report", run], capsys)
+    one_line(code, err, 2, "ep.csv", f"lines {i + 1} and {len(lines) + 1}")
+    assert unchanged(before, tmp_path)
+
+
+def test_a_time_skipped_at_update_still_gives_its_ratio_and_skipping_everything_is_refused(tmp_path, capsys):
+    """`--update --skip prefill_ms` (absolute times not comparable between machines) silently dropped
+    prefill_ms/dense too, which is derived from it on loading; skipping every metric wrote a baseline
+    that later "shared no comparable configuration" (exit 3)."""
+    from swimbench.gate.metrics import FLOPS, GATED
+    rng = rng_for("hostile-skip")
+    gpu = "NVIDIA H100 80GB HBM3"
+    base, slow = (_run_of(tmp_path, n, gpu=gpu, draw=lognormal(rng, n=20, slow=s))
+                  for n, s in (("base", None), ("slow", {"swimba": 1.3})))
+    path = tmp_path / "b.json"
+    assert cli(["gate", base, "--baseline", path, "--update", "--skip", "prefill_ms"], capsys)[0] == 0
+    code, out, err = cli(["gate", slow, "--baseline", path, "--format", "json"], capsys)
+    assert code == 1, err
+    failed = {v["metric"] for v in json.loads(out)["verdicts"] if v["verdict"] == "regressed"}
+    assert "prefill_ms/dense" in failed and "prefill_ms" not in failed
+    everything = [a for m in (*GATED, *FLOPS) for a in ("--skip", m.name)]
+    code, _, err = cli(["gate", base, "--baseline", tmp_path / "none.json", "--update", *everything], capsys)
+    one_line(code, err, 2, "--skip", "gate nothing")
+    assert not (tmp_path / "none.json").exists()
+    code, _, err = cli(["gate", slow, "--baseline", path, *everything], capsys)
+    one_line(code, err, 2, "--skip", str(path))
+
+
+def test_update_does_not_write_a_baseline_into_a_run_directory(cpu_run, capsys):
+    """`--baseline RUN/results.csv --update` replaced the run's own results with a baseline."""
+    before = snapshot(cpu_run)
+    for name in ("results.csv", "b.json"):
+        code, _, err = cli(["gate", cpu_run, "--baseline", cpu_run / name, "--update"], capsys)
+        one_line(code, err, 2, "--baseline", "run director")
+    assert unchanged(before, cpu_run)
+
+
+def test_flops_out_into_a_run_directory_is_refused(cpu_run, capsys):
+    before = snapshot(cpu_run)
+    code, out, err = cli(["flops", *SMALL_FLOPS, "--format", "csv", "--out", cpu_run / "results.csv"], capsys)
+    one_line(code, err, 2, "--out", "run director")
+    assert out == "" and unchanged(before, cpu_run)
