@@ -17,6 +17,7 @@ STR, INT, FLOAT, BOOL = "str", "int", "float", "bool"
 # pandas' nullable types, so that an empty cell is missing in every type and integers stay integers
 PANDAS = {STR: "string", INT: "Int64", FLOAT: "float64", BOOL: "boolean"}
 BOOLS = {"true": True, "false": False}      # as str(bool) writes them, in any case
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 class _Empty:
@@ -69,19 +70,14 @@ class Column:
         """Cells of results.csv as this column's type; empty cells missing.
 
         Built whole from one list per column, never by assigning through a mask: how a masked
-        setitem casts a list into a nullable Series differs between pandas 2.x, 3.0 and 3.1."""
+        setitem casts a list into a nullable Series differs between pandas 2.x, 3.0 and 3.1. Each cell
+        converted by Python, not by pd.to_numeric, whose float parsing is off by one unit in the last
+        place on some pandas (3.0.6) and not others, where float() gives back what repr wrote."""
         text = text.astype(object)
         filled = (text.notna() & (text != "")).to_numpy(dtype=bool)
-        cells = text.to_numpy()
-        if self.dtype == FLOAT:
-            values = pd.to_numeric(pd.Series(np.where(filled, cells, None), index=text.index, dtype=object),
-                                   errors="coerce").astype("float64")
-            bad = filled & values.isna().to_numpy() & np.array([str(v).lower() != "nan" for v in cells], dtype=bool)
-            if bad.any():
-                self._wrong(cells[bad.argmax()])
-            return values
-        convert = {STR: str, INT: self._int, BOOL: self._bool}[self.dtype]
-        values = [convert(v) if f else pd.NA for v, f in zip(cells, filled)]
+        convert = {STR: str, INT: self._int, FLOAT: self._float, BOOL: self._bool}[self.dtype]
+        missing = math.nan if self.dtype == FLOAT else pd.NA
+        values = [convert(v) if f else missing for v, f in zip(text.to_numpy(), filled)]
         return pd.Series(pd.array(values, dtype=PANDAS[self.dtype]), index=text.index)
 
     def value(self, v):
@@ -93,16 +89,25 @@ class Column:
 
     def _int(self, v: str) -> int:
         try:
-            return int(v)
+            n = int(v)
         except ValueError:
-            pass
-        try:
-            f = float(v)                            # writers before typed cells wrote 16.0
-        except ValueError:
-            f = math.nan
-        if not f.is_integer():
+            try:
+                f = float(v)                        # writers before typed cells wrote 16.0
+            except ValueError:
+                f = math.nan
+            if not f.is_integer():
+                self._wrong(v)
+            n = int(f)
+        # Int64 holds no more; pandas would raise OverflowError, which is no ValueError
+        if not INT64_MIN <= n <= INT64_MAX:
             self._wrong(v)
-        return int(f)
+        return n
+
+    def _float(self, v: str) -> float:
+        try:
+            return float(v)
+        except ValueError:
+            self._wrong(v)
 
     def _bool(self, v: str) -> bool:
         if v.lower() not in BOOLS:
