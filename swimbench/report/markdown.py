@@ -27,4 +27,6 @@ def table(df: pd.DataFrame) -> str:
     if df.empty:
         return "*(no rows)*"
     align = ["right" if pd.api.types.is_numeric_dtype(df[c]) else "left" for c in df.columns]
-    return df.map(cell).to_markdown(index=False, disable_numparse=True, colalign=align)
+    # cell by cell in Python: DataFrame.map is pandas >= 2.1, its older name applymap gone in 3.0
+    cells = pd.DataFrame([[cell(v) for v in row] for row in df.itertuples(index=False)], columns=df.columns)
+    return cells.to_markdown(index=False, disable_numparse=True, colalign=align)
